@@ -1,0 +1,14 @@
+//! Pure logic shared by the VoiceMeet client (`voicemeet-core`) and the local
+//! backend (`voicemeet-server`). No sockets, no clocks, no threads: every
+//! state machine here is driven by inputs (including the current time) and
+//! drained for outputs, so it is tested deterministically in virtual time.
+//!
+//! Start with [`redact`], the wrapper every identifying value passes through
+//! before it can reach a log line, and [`phoenix`], the Supabase Realtime
+//! (Phoenix Channels) wire codec both the client and the local server use.
+#![warn(missing_docs)]
+
+pub mod phoenix;
+pub mod redact;
+
+pub use redact::Redacted;
