@@ -62,6 +62,10 @@ test("the call button says why it is unavailable and stays keyboard-reachable", 
 });
 
 test("a screenshot of the window is saved", async () => {
+  // Let the webview paint the final state before capturing it.
+  await session.executeAsync(
+    "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+  );
   const png = await session.screenshot();
   assert.ok(png.length > 1000, "screenshot is not empty");
   assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"

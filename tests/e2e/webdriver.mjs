@@ -91,6 +91,11 @@ export class Session {
     return call("POST", `${this.url}/execute/sync`, { script, args });
   }
 
+  /** Runs an async script; it finishes by calling its last argument. */
+  executeAsync(script, args = []) {
+    return call("POST", `${this.url}/execute/async`, { script, args });
+  }
+
   /** Polls a script until it returns a truthy value or the timeout ends. */
   async waitFor(script, timeoutMs = 15_000) {
     const deadline = Date.now() + timeoutMs;
