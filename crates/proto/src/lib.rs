@@ -8,6 +8,7 @@
 //! (Phoenix Channels) wire codec both the client and the local server use.
 #![warn(missing_docs)]
 
+pub mod matchmaking;
 pub mod phoenix;
 pub mod redact;
 

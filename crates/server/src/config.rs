@@ -55,6 +55,8 @@ pub struct Config {
     pub signup_rate_limit: Option<RateLimit>,
     /// TURN relay and credential settings.
     pub turn: TurnConfig,
+    /// Realtime limits (payload size, message rate, connections).
+    pub realtime: crate::realtime::RealtimeLimits,
 }
 
 /// At most `max` requests per `per`, refilled continuously (token bucket).
@@ -116,6 +118,7 @@ impl Default for Config {
                 secret: None,
                 credential_ttl: DEFAULT_TURN_CREDENTIAL_TTL,
             },
+            realtime: crate::realtime::RealtimeLimits::default(),
         }
     }
 }

@@ -42,12 +42,13 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .merge(crate::auth::routes())
         .merge(crate::functions::routes())
-        // Realtime (`/realtime/v1/websocket`) and matchmaking RPC
-        // (`/rest/v1/rpc/<name>`) merge here.
+        .merge(crate::matchmaking::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_api_key,
         ))
+        // Realtime checks the key itself, with its own error bodies.
+        .merge(crate::realtime::routes())
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY_BYTES))
         .with_state(state)
 }

@@ -45,6 +45,8 @@ pub mod config;
 pub mod functions;
 pub mod http;
 pub mod jwt;
+pub mod matchmaking;
+pub mod realtime;
 pub mod relay;
 pub mod secrets;
 pub mod server;

@@ -142,6 +142,9 @@ impl Server {
             shutdown.child_token(),
         ));
 
+        // Ends with the state's shutdown token.
+        tokio::spawn(crate::matchmaking::expiry_task(state.clone()));
+
         let app = crate::http::router(state.clone());
         let serve = axum::serve(
             listener,

@@ -10,6 +10,8 @@ use crate::auth::AuthState;
 use crate::config::Config;
 use crate::functions::TurnState;
 use crate::jwt::JwtKey;
+use crate::matchmaking::MatchmakingState;
+use crate::realtime::RealtimeState;
 
 /// What [`crate::router`]'s handlers share.
 #[derive(Debug)]
@@ -23,6 +25,10 @@ pub struct AppState {
     pub auth: AuthState,
     /// TURN credential minting.
     pub turn: TurnState,
+    /// Realtime sockets, topics and private-topic grants.
+    pub realtime: RealtimeState,
+    /// The matchmaking queue.
+    pub matchmaking: MatchmakingState,
     /// Cancelled when the server shuts down. Long-lived handlers (websockets)
     /// must end when it fires, or graceful shutdown waits for them.
     pub shutdown: CancellationToken,
@@ -46,6 +52,8 @@ impl AppState {
             api_url,
             auth: AuthState::new(config.access_token_ttl, config.signup_rate_limit),
             turn,
+            realtime: RealtimeState::new(config.realtime.clone()),
+            matchmaking: MatchmakingState::new(),
             shutdown,
         }
     }

@@ -179,9 +179,16 @@ impl IntoResponse for AuthRejection {
             }
         };
         let mut response = (status, Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(ERROR_CODE_HEADER, HeaderValue::from_static(code));
+        let headers = response.headers_mut();
+        headers.insert(ERROR_CODE_HEADER, HeaderValue::from_static(code));
+        if self.version == ApiVersion::V2024_01_01 {
+            // GoTrue names the version it answered in; auth-js reads the
+            // string `code` only when this header says 2024-01-01 or later.
+            headers.insert(
+                HeaderName::from_static(API_VERSION_HEADER),
+                HeaderValue::from_static(API_VERSION_2024_01_01),
+            );
+        }
         response
     }
 }
