@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn app_info_is_registered_and_answers_with_the_crate_version() {
         let body = invoke("app_info").expect("app_info answers");
-        assert_eq!(body, serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }));
+        assert_eq!(
+            body,
+            serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })
+        );
     }
 
     #[test]
