@@ -21,7 +21,6 @@ APP_PACKAGES=(
   build-essential pkg-config curl ca-certificates git
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
   libssl-dev libxdo-dev libasound2-dev cmake
-  nodejs npm
 )
 
 # Extra packages the test suite drives for real: a virtual display and the
@@ -60,6 +59,13 @@ ensure_rust() {
     log "installing the Rust toolchain with rustup"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
     export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+}
+
+# Node.js and npm: any install will do (the machine's own, nvm, or Debian's).
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    ensure_packages nodejs npm
   fi
 }
 

@@ -5,7 +5,9 @@
 //!
 //! Start with [`redact`], the wrapper every identifying value passes through
 //! before it can reach a log line, and [`phoenix`], the Supabase Realtime
-//! (Phoenix Channels) wire codec both the client and the local server use.
+//! (Phoenix Channels) wire codec both the client and the local server use,
+//! and [`matchmaking`], the queue the local server runs (and production
+//! mirrors in SQL).
 #![warn(missing_docs)]
 
 pub mod matchmaking;

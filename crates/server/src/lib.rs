@@ -9,13 +9,18 @@
 //!   single-use refresh tokens and `GET /auth/v1/user`, with Supabase's error
 //!   bodies in both API-version shapes. Sessions live in memory.
 //! - **JWTs** ([`jwt`]): HS256 signing and verification, shared by every module
-//!   that checks a token (auth, functions, and later Realtime).
+//!   that checks a token (auth, functions, Realtime, matchmaking).
 //! - **TURN credentials** ([`functions`], [`turn_rest`]): the
 //!   `turn-credentials` function answering in Cloudflare's
 //!   `generate-ice-servers` shape, with TURN REST (draft-uberti) usernames and
 //!   passwords that coturn accepts too.
 //! - **The embedded relay** ([`relay`]): the `turn` crate's server with an
 //!   [`AuthHandler`](::turn::auth::AuthHandler) for TURN REST credentials.
+//! - **Realtime** ([`realtime`]): Supabase Realtime's websocket (Phoenix
+//!   channels vsn 1.0.0/2.0.0, binary broadcasts, presence, private topics),
+//!   with its limits and error strings.
+//! - **Matchmaking** ([`matchmaking`]): the queue as PostgREST-style RPC,
+//!   announcing matches on each user's private inbox topic.
 //! - **The gateway** ([`http`]): the `apikey` check Supabase's API gateway does
 //!   in front of every service, and the composition of module routers.
 //!

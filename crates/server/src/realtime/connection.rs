@@ -31,7 +31,7 @@ use voicemeet_proto::phoenix::{self, Message, Payload, Status, Vsn, event};
 
 use super::hub::{ConnId, Outbox, Subscription, TopicKey, TrackOutcome, to_ws};
 use super::{
-    IDLE_TIMEOUT, MAX_CHANNELS_PER_CLIENT, OUTBOX_CAPACITY, PRESENCE_CALLS_PER_WINDOW,
+    MAX_CHANNELS_PER_CLIENT, OUTBOX_CAPACITY, PRESENCE_CALLS_PER_WINDOW,
     PRESENCE_WINDOW, TOKEN_CHECK_INTERVAL, join_reason,
 };
 use crate::clock::unix_now;
@@ -144,7 +144,8 @@ pub async fn run(
         presence_calls: VecDeque::new(),
         out,
     };
-    let mut idle_deadline = now + IDLE_TIMEOUT;
+    let idle_timeout = state.realtime.limits.idle_timeout;
+    let mut idle_deadline = now + idle_timeout;
     let mut token_check = interval(TOKEN_CHECK_INTERVAL);
     let exit = loop {
         tokio::select! {
@@ -159,7 +160,7 @@ pub async fn run(
             }
             _ = token_check.tick() => conn.expire_tokens(unix_now()),
             frame = stream.next() => {
-                idle_deadline = Instant::now() + IDLE_TIMEOUT;
+                idle_deadline = Instant::now() + idle_timeout;
                 let decoded = match frame {
                     None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => break Exit::Gone,
                     Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,

@@ -65,6 +65,9 @@ pub struct RealtimeLimits {
     pub max_messages_per_second: u32,
     /// Concurrent websocket connections ("Too many connected users").
     pub max_connections: usize,
+    /// A socket with no inbound frame for this long is closed
+    /// ([`IDLE_TIMEOUT`], Phoenix's default).
+    pub idle_timeout: Duration,
 }
 
 impl Default for RealtimeLimits {
@@ -74,6 +77,7 @@ impl Default for RealtimeLimits {
             max_frame_bytes: voicemeet_proto::phoenix::MAX_FRAME_BYTES,
             max_messages_per_second: 100,
             max_connections: 20_000,
+            idle_timeout: IDLE_TIMEOUT,
         }
     }
 }
