@@ -31,8 +31,8 @@ use voicemeet_proto::phoenix::{self, Message, Payload, Status, Vsn, event};
 
 use super::hub::{ConnId, Outbox, Subscription, TopicKey, TrackOutcome, to_ws};
 use super::{
-    MAX_CHANNELS_PER_CLIENT, OUTBOX_CAPACITY, PRESENCE_CALLS_PER_WINDOW,
-    PRESENCE_WINDOW, TOKEN_CHECK_INTERVAL, join_reason,
+    MAX_CHANNELS_PER_CLIENT, OUTBOX_CAPACITY, PRESENCE_CALLS_PER_WINDOW, PRESENCE_WINDOW,
+    TOKEN_CHECK_INTERVAL, join_reason,
 };
 use crate::clock::unix_now;
 use crate::jwt::Claims;
@@ -346,10 +346,17 @@ impl Connection {
             presence_key,
             user: claims.sub.clone(),
         };
-        // Reply before anything the join makes visible, so the client has
-        // its join ref when presence traffic arrives.
-        self.reply_ok(msg, json!({ "postgres_changes": [] }));
-        let presence_state = self.state.realtime.hub().join(self.id, key.clone(), sub);
+        // Queue the reply and subscribe under one hub lock. The reply goes
+        // first, so the client has its join ref when presence traffic
+        // arrives; and the subscription exists before anyone can act on the
+        // reply. Replying before taking the lock let a client that calls
+        // `join_queue` as soon as its inbox is SUBSCRIBED race this thread
+        // to the hub and be refused as "not listening".
+        let presence_state = {
+            let mut hub = self.state.realtime.hub();
+            self.reply_ok(msg, json!({ "postgres_changes": [] }));
+            hub.join(self.id, key.clone(), sub)
+        };
         if presence_enabled {
             self.send(&Message::presence_state(
                 join_ref.clone(),
