@@ -3,8 +3,27 @@
 //! three seams: the signalling transport (Supabase Realtime), the peer
 //! (`webrtc`, relay-only ICE) and audio I/O.
 //!
-//! This crate is filled in by the call-engine issue; today it re-exports the
-//! shared pure logic so the app and CLI already depend on the right layer.
+//! # What is here so far
+//!
+//! - [`backend`]: the HTTP client for the Supabase-shaped backend
+//!   ([`backend::BackendClient`]): anonymous sign-in and refresh behind a
+//!   pluggable [`backend::SessionStore`], TURN credentials filtered to what
+//!   the peer can use, and the matchmaking RPCs.
+//! - [`realtime`]: the Supabase Realtime client
+//!   ([`realtime::RealtimeClient`]): one socket task with heartbeats,
+//!   reconnects and rejoins, and [`realtime::Channel`] handles for
+//!   broadcasts.
+//!
+//! Both report failures as the one [`Error`], whose
+//! [`is_retryable`](Error::is_retryable) tells callers whether to back off
+//! and try again. Start with `backend` to get a session, then join the
+//! user's inbox with `realtime`.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
+pub mod backend;
+mod error;
+pub mod realtime;
+
+pub use error::{Error, JoinRefusal, StoreError};
 pub use voicemeet_proto as proto;
