@@ -104,6 +104,9 @@ pub enum TrackOutcome {
 pub struct Hub {
     connections: HashMap<ConnId, Outbox>,
     topics: HashMap<TopicKey, Topic>,
+    /// Which topics each connection joined, so a disconnect costs its own
+    /// channels, not a scan of every topic (10,000 sockets closing at once).
+    joined: HashMap<ConnId, Vec<TopicKey>>,
     /// Per user, how many channels are joined on their private inbox topic;
     /// matchmaking only queues users it can reach.
     inbox_listeners: HashMap<String, usize>,
@@ -130,12 +133,7 @@ impl Hub {
     /// presence leaves) and returns the users whose last inbox listener this
     /// was, so matchmaking can drop them from the queue.
     pub fn unregister(&mut self, conn: ConnId) -> Vec<String> {
-        let keys: Vec<TopicKey> = self
-            .topics
-            .iter()
-            .filter(|(_, t)| t.subscribers.contains_key(&conn))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = self.joined.get(&conn).cloned().unwrap_or_default();
         let mut gone = Vec::new();
         for key in keys {
             if let Some(user) = self.leave(conn, &key) {
@@ -143,6 +141,7 @@ impl Hub {
             }
         }
         self.connections.remove(&conn);
+        self.joined.remove(&conn);
         gone
     }
 
@@ -160,6 +159,10 @@ impl Hub {
         {
             *self.inbox_listeners.entry(user.clone()).or_default() += 1;
         }
+        let joined = self.joined.entry(conn).or_default();
+        if !joined.contains(&key) {
+            joined.push(key.clone());
+        }
         let topic = self.topics.entry(key).or_default();
         topic.subscribers.insert(conn, sub);
         topic.presence_state()
@@ -168,6 +171,9 @@ impl Hub {
     /// Unsubscribes a connection from a topic, announcing its presence
     /// leave. Returns the user if this was their last inbox listener.
     pub fn leave(&mut self, conn: ConnId, key: &TopicKey) -> Option<String> {
+        if let Some(joined) = self.joined.get_mut(&conn) {
+            joined.retain(|k| k != key);
+        }
         let topic = self.topics.get_mut(key)?;
         let sub = topic.subscribers.remove(&conn)?;
         let leaves = remove_presence(topic, conn);

@@ -42,6 +42,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// dropped. Generous for bursts (a presence sync, a trickle of candidates),
 /// small enough that a stuck client costs little memory.
 pub const OUTBOX_CAPACITY: usize = 256;
+/// Initial per-socket read buffer; see [`upgrade`] for why it is small.
+pub const WS_READ_BUFFER_BYTES: usize = 4096;
 /// Supabase's `max_channels_per_client`.
 pub const MAX_CHANNELS_PER_CLIENT: usize = 100;
 /// Supabase's per-client presence window: 5 calls per 30 s.
@@ -187,7 +189,11 @@ async fn upgrade(
     }
     let id = realtime.next_conn_id();
     let max_frame = realtime.limits.max_frame_bytes;
-    ws.max_message_size(max_frame)
+    // tungstenite's default 128 KiB read buffer is zero-filled before every
+    // read, so all of it stays resident: 1.4 GB for 10,000 idle sockets.
+    // Realtime frames are small; 4 KiB grows on demand for the rare big one.
+    ws.read_buffer_size(WS_READ_BUFFER_BYTES)
+        .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| connection::run(state, id, vsn, token, claims, socket))
 }
