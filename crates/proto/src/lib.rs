@@ -12,6 +12,8 @@
 
 pub mod matchmaking;
 pub mod phoenix;
+pub mod privacy;
 pub mod redact;
+pub mod signal;
 
 pub use redact::Redacted;
