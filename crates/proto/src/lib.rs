@@ -6,10 +6,14 @@
 //! Start with [`redact`], the wrapper every identifying value passes through
 //! before it can reach a log line, and [`phoenix`], the Supabase Realtime
 //! (Phoenix Channels) wire codec both the client and the local server use,
-//! and [`matchmaking`], the queue the local server runs (and production
-//! mirrors in SQL).
+//! [`matchmaking`], the queue the local server runs (and production mirrors
+//! in SQL), [`call`], the call state machine the client's driver runs,
+//! [`signal`], the reliable signalling protocol over Realtime broadcast, and
+//! [`privacy`], the checks that keep every address but the relay's out of
+//! signalling.
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod matchmaking;
 pub mod phoenix;
 pub mod privacy;
