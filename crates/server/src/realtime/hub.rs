@@ -107,6 +107,9 @@ pub struct Hub {
     /// Which topics each connection joined, so a disconnect costs its own
     /// channels, not a scan of every topic (10,000 sockets closing at once).
     joined: HashMap<ConnId, Vec<TopicKey>>,
+    /// A copy of every user broadcast relayed, when someone in-process asked
+    /// for it with [`Hub::audit`]; never reachable over the network.
+    audit: Option<mpsc::UnboundedSender<Message>>,
     /// Per user, how many channels are joined on their private inbox topic;
     /// matchmaking only queues users it can reach.
     inbox_listeners: HashMap<String, usize>,
@@ -197,6 +200,15 @@ impl Hub {
         None
     }
 
+    /// Returns a stream of every user broadcast relayed from now on: what the
+    /// backend learns and passes along, for tests that prove no address but
+    /// the relay's ever crosses it. Replaces an earlier tap.
+    pub fn audit(&mut self) -> mpsc::UnboundedReceiver<Message> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.audit = Some(tx);
+        rx
+    }
+
     /// Delivers a user broadcast to the topic's subscribers (the sender too
     /// if it asked for its own broadcasts).
     pub fn broadcast(&mut self, from: ConnId, key: &TopicKey, msg: &Message) {
@@ -205,6 +217,11 @@ impl Hub {
             .get(key)
             .and_then(|t| t.subscribers.get(&from))
             .is_some_and(|s| s.receive_own);
+        if let Some(audit) = &self.audit
+            && audit.send(msg.clone()).is_err()
+        {
+            self.audit = None;
+        }
         self.fan_out(key, msg, (!include_sender).then_some(from));
     }
 
