@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use voicemeet_proto::phoenix::EncodeError;
+use voicemeet_proto::privacy::Violation;
 
 /// Everything that can go wrong in the engine's network clients.
 ///
@@ -123,6 +124,54 @@ pub enum Error {
     /// Not retryable: change the message.
     #[error("cannot encode message: {0}")]
     Encode(#[from] EncodeError),
+    /// The WebRTC stack refused an operation of the [peer](crate::peer),
+    /// e.g. a remote SDP that does not parse or does not fit the signalling
+    /// state. Not retryable: the input or the call flow is wrong.
+    #[error("WebRTC {during} failed: {detail}")]
+    Webrtc {
+        /// The operation, e.g. `set_remote_description`.
+        during: &'static str,
+        /// What the stack said (its errors name no addresses).
+        detail: String,
+    },
+    /// Something the peer was about to hand to signalling failed the
+    /// [privacy checks](voicemeet_proto::privacy): nothing was sent. A bug
+    /// or a misconfigured TURN server, never the remote's doing. Not
+    /// retryable.
+    #[error("privacy check refused the local {what}: {violation}")]
+    PrivacyViolation {
+        /// What was refused (`offer`, `answer`).
+        what: &'static str,
+        /// The rule that failed (prints no address).
+        violation: Violation,
+    },
+    /// The peer was asked for something its role or state does not allow,
+    /// e.g. an answerer asked to create an offer. Not retryable: a bug in
+    /// the caller's call flow.
+    #[error("peer cannot do that now: {0}")]
+    PeerState(&'static str),
+    /// A description of an older negotiation generation than the peer's
+    /// current one: it was superseded by an ICE restart. Not retryable;
+    /// drop it.
+    #[error("description of generation {got} is older than the current generation {current}")]
+    StaleGeneration {
+        /// The description's generation.
+        got: u32,
+        /// The peer's generation.
+        current: u32,
+    },
+    /// The peer is closed. Not retryable: make a new one.
+    #[error("peer closed")]
+    PeerClosed,
+    /// The audio pipeline failed: the Opus codec refused a frame or a
+    /// setting, or an audio file cannot be read or written. Not retryable.
+    #[error("audio {what}: {detail}")]
+    Audio {
+        /// What failed, e.g. `opus encode`, `WAV file`.
+        what: &'static str,
+        /// The codec's or the OS's message.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -143,7 +192,13 @@ impl Error {
             | Self::PushRejected { .. }
             | Self::ChannelClosed
             | Self::AlreadyJoined
-            | Self::Encode(_) => false,
+            | Self::Encode(_)
+            | Self::Webrtc { .. }
+            | Self::PrivacyViolation { .. }
+            | Self::PeerState(_)
+            | Self::StaleGeneration { .. }
+            | Self::PeerClosed
+            | Self::Audio { .. } => false,
         }
     }
 }
@@ -294,6 +349,30 @@ mod tests {
         ];
         for (reason, expected) in cases {
             assert_eq!(JoinRefusal::from_reason(reason), expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn peer_and_audio_errors_are_not_retryable() {
+        let errors = [
+            Error::Webrtc {
+                during: "set_remote_description",
+                detail: String::new(),
+            },
+            Error::PrivacyViolation {
+                what: "offer",
+                violation: Violation::Tcp,
+            },
+            Error::PeerState("only the offerer creates offers"),
+            Error::StaleGeneration { got: 0, current: 1 },
+            Error::PeerClosed,
+            Error::Audio {
+                what: "opus encode",
+                detail: String::new(),
+            },
+        ];
+        for err in errors {
+            assert!(!err.is_retryable(), "{err}");
         }
     }
 

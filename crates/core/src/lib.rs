@@ -13,17 +13,29 @@
 //!   ([`realtime::RealtimeClient`]): one socket task with heartbeats,
 //!   reconnects and rejoins, and [`realtime::Channel`] handles for
 //!   broadcasts.
+//! - [`peer`]: the relay-only WebRTC peer ([`peer::Peer`]) on webrtc-rs
+//!   0.17: offers, answers, buffered remote candidates per negotiation
+//!   generation, ICE restarts, and a privacy gate on every local candidate
+//!   and description.
+//! - [`audio`]: the audio I/O seam: sources and sinks of 20 ms 48 kHz mono
+//!   frames, the Opus codec, and the send and receive tasks that connect
+//!   them to a peer.
 //!
-//! Both report failures as the one [`Error`], whose
+//! All of them report failures as the one [`Error`], whose
 //! [`is_retryable`](Error::is_retryable) tells callers whether to back off
 //! and try again. Start with `backend` to get a session, then join the
-//! user's inbox with `realtime`.
+//! user's inbox with `realtime`; a match leads to a `peer` and its audio
+//! tasks.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod audio;
 pub mod backend;
+pub mod client;
 mod error;
+pub mod peer;
 pub mod realtime;
 
+pub use client::{AudioIo, Client, ClientConfig, ClientEvent};
 pub use error::{Error, JoinRefusal, StoreError};
 pub use voicemeet_proto as proto;

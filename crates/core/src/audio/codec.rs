@@ -1,0 +1,233 @@
+//! libopus with the call's settings.
+
+use bytes::Bytes;
+use opus::{Application, Bitrate, Channels, Decoder, Encoder};
+
+use super::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::error::Error;
+
+/// Target bitrate. ~32 kbps is transparent enough for wideband speech and
+/// leaves headroom for the in-band FEC copy (MACHINE.md measured ~81-byte
+/// packets at this setting).
+pub const OPUS_BITRATE: i32 = 32_000;
+
+/// The packet loss the encoder plans its FEC for, in percent. In-band FEC is
+/// only produced when this is above zero; 10 % costs little bitrate and
+/// covers the occasional lost packet on a mobile network.
+pub const EXPECTED_LOSS_PERCENT: i32 = 10;
+
+/// Output buffer for one encoded frame. libopus recommends 4000 bytes as a
+/// safe upper bound for `max_data_bytes`; a 20 ms frame at 32 kbps needs ~80.
+const MAX_PACKET_BYTES: usize = 4000;
+
+/// The longest packet a decoder accepts: 120 ms at 48 kHz (RFC 6716 §3.2.5),
+/// so a remote that sends 60 ms or 120 ms packets still decodes.
+const MAX_DECODED_SAMPLES: usize = 5760;
+
+fn codec_error(what: &'static str, err: &opus::Error) -> Error {
+    Error::Audio {
+        what,
+        detail: err.to_string(),
+    }
+}
+
+/// An Opus encoder for 48 kHz mono 20 ms frames: VOIP application,
+/// [`OPUS_BITRATE`], in-band FEC on.
+pub struct OpusEncoder {
+    inner: Encoder,
+    packet: Vec<u8>,
+}
+
+impl std::fmt::Debug for OpusEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusEncoder").finish_non_exhaustive()
+    }
+}
+
+impl OpusEncoder {
+    /// A configured encoder.
+    ///
+    /// # Errors
+    /// [`Error::Audio`] if libopus refuses a setting (it does not for these).
+    pub fn new() -> Result<Self, Error> {
+        let mut inner = Encoder::new(SAMPLE_RATE, Channels::Mono, Application::Voip)
+            .map_err(|e| codec_error("opus encoder", &e))?;
+        inner
+            .set_bitrate(Bitrate::Bits(OPUS_BITRATE))
+            .map_err(|e| codec_error("opus bitrate", &e))?;
+        inner
+            .set_inband_fec(true)
+            .map_err(|e| codec_error("opus in-band FEC", &e))?;
+        inner
+            .set_packet_loss_perc(EXPECTED_LOSS_PERCENT)
+            .map_err(|e| codec_error("opus packet loss", &e))?;
+        Ok(Self {
+            inner,
+            packet: vec![0; MAX_PACKET_BYTES],
+        })
+    }
+
+    /// Encodes one frame of exactly [`FRAME_SAMPLES`] samples into one
+    /// packet.
+    ///
+    /// # Errors
+    /// [`Error::Audio`] for a frame of the wrong length or a codec failure.
+    pub fn encode(&mut self, frame: &[i16]) -> Result<Bytes, Error> {
+        if frame.len() != FRAME_SAMPLES {
+            return Err(Error::Audio {
+                what: "opus encode",
+                detail: format!("frame of {} samples, want {FRAME_SAMPLES}", frame.len()),
+            });
+        }
+        let len = self
+            .inner
+            .encode(frame, &mut self.packet)
+            .map_err(|e| codec_error("opus encode", &e))?;
+        Ok(Bytes::copy_from_slice(&self.packet[..len]))
+    }
+}
+
+/// An Opus decoder to 48 kHz mono, with packet loss concealment.
+pub struct OpusDecoder {
+    inner: Decoder,
+    pcm: Vec<i16>,
+}
+
+impl std::fmt::Debug for OpusDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusDecoder").finish_non_exhaustive()
+    }
+}
+
+impl OpusDecoder {
+    /// A decoder for the call's format.
+    ///
+    /// # Errors
+    /// [`Error::Audio`] if libopus cannot create it.
+    pub fn new() -> Result<Self, Error> {
+        let inner = Decoder::new(SAMPLE_RATE, Channels::Mono)
+            .map_err(|e| codec_error("opus decoder", &e))?;
+        Ok(Self {
+            inner,
+            pcm: vec![0; MAX_DECODED_SAMPLES],
+        })
+    }
+
+    /// Decodes one packet (any Opus frame size up to 120 ms; usually
+    /// [`FRAME_SAMPLES`] samples).
+    ///
+    /// # Errors
+    /// [`Error::Audio`] for a packet libopus cannot decode (corrupt, or
+    /// empty: use [`conceal`](Self::conceal) for a missing packet).
+    pub fn decode(&mut self, packet: &[u8]) -> Result<&[i16], Error> {
+        if packet.is_empty() {
+            return Err(Error::Audio {
+                what: "opus decode",
+                detail: "empty packet".to_owned(),
+            });
+        }
+        let samples = self
+            .inner
+            .decode(packet, &mut self.pcm, false)
+            .map_err(|e| codec_error("opus decode", &e))?;
+        Ok(&self.pcm[..samples])
+    }
+
+    /// One frame ([`FRAME_SAMPLES`] samples) of packet loss concealment in
+    /// place of a packet that never came: libopus extrapolates from what it
+    /// decoded last, fading to silence over longer gaps.
+    ///
+    /// # Errors
+    /// [`Error::Audio`] if libopus fails.
+    pub fn conceal(&mut self) -> Result<&[i16], Error> {
+        // An empty input asks libopus for PLC; the output length sets how
+        // much audio it makes up.
+        let samples = self
+            .inner
+            .decode(&[], &mut self.pcm[..FRAME_SAMPLES], false)
+            .map_err(|e| codec_error("opus conceal", &e))?;
+        Ok(&self.pcm[..samples])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::{AudioSource, ToneSource, dominant_frequency, tone_energy_fraction};
+
+    fn round_trip(freq: f64, frames: usize) -> (Vec<i16>, Vec<usize>) {
+        let mut source = ToneSource::new(freq);
+        let mut encoder = OpusEncoder::new().expect("encoder");
+        let mut decoder = OpusDecoder::new().expect("decoder");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut decoded = Vec::new();
+        let mut sizes = Vec::new();
+        for _ in 0..frames {
+            assert!(source.read_frame(&mut frame));
+            let packet = encoder.encode(&frame).expect("encode");
+            sizes.push(packet.len());
+            decoded.extend_from_slice(decoder.decode(&packet).expect("decode"));
+        }
+        (decoded, sizes)
+    }
+
+    #[test]
+    fn a_tone_keeps_its_frequency_through_opus() {
+        for freq in [440.0, 660.0, 1000.0] {
+            let (decoded, _) = round_trip(freq, 50);
+            assert_eq!(decoded.len(), 50 * FRAME_SAMPLES);
+            // Skip the codec's start-up (look-ahead and ramp).
+            let tail = &decoded[10 * FRAME_SAMPLES..];
+            let found = dominant_frequency(tail, SAMPLE_RATE).expect("not silence");
+            assert!((found - freq).abs() < 3.0, "sent {freq} Hz, got {found} Hz");
+            let purity = tone_energy_fraction(tail, SAMPLE_RATE, freq);
+            assert!(purity > 0.9, "{freq} Hz holds only {purity} of the energy");
+        }
+    }
+
+    #[test]
+    fn packets_fit_the_bitrate() {
+        let (_, sizes) = round_trip(440.0, 50);
+        let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+        // 32 kbps * 20 ms = 80 bytes; VBR wanders around it.
+        assert!((40.0..=160.0).contains(&mean), "mean packet {mean} bytes");
+    }
+
+    #[test]
+    fn wrong_frame_length_is_refused() {
+        let mut encoder = OpusEncoder::new().expect("encoder");
+        let err = encoder.encode(&[0; 480]).expect_err("half a frame");
+        assert!(matches!(err, Error::Audio { .. }), "{err:?}");
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn concealment_fills_one_frame_and_fades() {
+        let mut source = ToneSource::new(440.0);
+        let mut encoder = OpusEncoder::new().expect("encoder");
+        let mut decoder = OpusDecoder::new().expect("decoder");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for _ in 0..20 {
+            source.read_frame(&mut frame);
+            let packet = encoder.encode(&frame).expect("encode");
+            decoder.decode(&packet).expect("decode");
+        }
+        let first = decoder.conceal().expect("plc").to_vec();
+        assert_eq!(first.len(), FRAME_SAMPLES);
+        let found = dominant_frequency(&first, SAMPLE_RATE).expect("PLC continues the tone");
+        assert!((found - 440.0).abs() < 20.0, "PLC made {found} Hz");
+        let energy = |s: &[i16]| s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
+        let mut last = Vec::new();
+        for _ in 0..50 {
+            last = decoder.conceal().expect("plc").to_vec();
+        }
+        assert!(
+            energy(&last) < energy(&first) / 10.0,
+            "a long gap fades out"
+        );
+        assert!(
+            decoder.decode(&[]).is_err(),
+            "empty packets go through conceal"
+        );
+    }
+}
