@@ -21,13 +21,13 @@ fn app_info() -> AppInfo {
 
 /// Registers the commands on a builder. Generic over the runtime so tests
 /// can run the real setup on Tauri's mock runtime.
-pub fn builder<R: tauri::Runtime>() -> tauri::Builder<R> {
-    tauri::Builder::<R>::new().invoke_handler(tauri::generate_handler![app_info])
+pub fn setup<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.invoke_handler(tauri::generate_handler![app_info])
 }
 
 /// Starts the desktop app.
 pub fn run() {
-    if let Err(err) = builder::<tauri::Wry>().run(tauri::generate_context!()) {
+    if let Err(err) = setup(tauri::Builder::default()).run(tauri::generate_context!()) {
         eprintln!("voicemeet: the app could not start: {err}");
         std::process::exit(1);
     }
@@ -36,12 +36,13 @@ pub fn run() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder, mock_context, noop_assets};
+    use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
     use tauri::webview::InvokeRequest;
 
     fn invoke(cmd: &str) -> Result<serde_json::Value, serde_json::Value> {
-        let app = builder()
-            .build(mock_context(noop_assets()))
+        // The real config and capabilities, on the mock runtime.
+        let app = setup(mock_builder())
+            .build(tauri::generate_context!())
             .expect("the mock app builds");
         let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
