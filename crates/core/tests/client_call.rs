@@ -4,6 +4,7 @@
 //! reaches the other side, and the flow keeps its promises.
 
 mod common;
+mod coturn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,11 +95,32 @@ async fn wait_for_audio(heard: &MemorySink, from: usize) -> Vec<i16> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_strangers_hear_each_other_through_the_relay_and_hang_up() {
+async fn two_strangers_hear_each_other_through_the_embedded_relay_and_hang_up() {
     let server = common::start(common::test_config()).await;
+    let relay_ip = server.relay_addr.expect("embedded relay").ip();
+    call_and_hang_up(&server, relay_ip).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_strangers_hear_each_other_through_coturn_and_hang_up() {
+    let Some(coturn) = coturn::Coturn::start() else {
+        return;
+    };
+    // The backend mints TURN REST credentials for coturn's shared secret,
+    // as production mints Cloudflare's.
+    let mut config = common::test_config();
+    config.turn.mode = voicemeet_server::TurnMode::External {
+        urls: vec![coturn.url()],
+    };
+    config.turn.secret = Some(voicemeet_core::proto::Redacted::new(coturn.secret.clone()));
+    let server = common::start(config).await;
+    call_and_hang_up(&server, IpAddr::from([127, 0, 0, 1])).await;
+}
+
+async fn call_and_hang_up(server: &voicemeet_server::RunningServer, relay_ip: IpAddr) {
     let mut relayed = server.state.realtime.hub().audit();
-    let mut alice = stranger(&server, 440.0);
-    let mut bob = stranger(&server, 660.0);
+    let mut alice = stranger(server, 440.0);
+    let mut bob = stranger(server, 660.0);
 
     alice.client.search().await.expect("search");
     wait_for_state(&mut alice, |s| *s == CallState::Searching).await;
@@ -127,7 +149,7 @@ async fn two_strangers_hear_each_other_through_the_relay_and_hang_up() {
         "alice does not hear herself"
     );
 
-    assert_only_relay_addresses(&mut relayed, &server);
+    assert_only_relay_addresses(&mut relayed, relay_ip);
 
     alice.client.hang_up().await.expect("hang up");
     let mine = wait_for_state(&mut alice, |s| matches!(s, CallState::Ended { .. })).await;
@@ -150,11 +172,7 @@ async fn two_strangers_hear_each_other_through_the_relay_and_hang_up() {
 /// envelopes: SDP and candidates) is the relay's, every candidate is a relay
 /// candidate with an unspecified related address, and none of this machine's
 /// own addresses appears anywhere.
-fn assert_only_relay_addresses(
-    relayed: &mut mpsc::UnboundedReceiver<Message>,
-    server: &voicemeet_server::RunningServer,
-) {
-    let relay_ip = server.relay_addr.expect("embedded relay").ip();
+fn assert_only_relay_addresses(relayed: &mut mpsc::UnboundedReceiver<Message>, relay_ip: IpAddr) {
     let own_ips = machine_ips();
     let mut envelopes = 0;
     let mut candidates = 0;
