@@ -234,3 +234,35 @@ fn machine_ips() -> Vec<IpAddr> {
         .filter_map(|s| s.parse().ok())
         .collect()
 }
+
+/// Access tokens here live 4 s; Realtime closes a channel whose token has
+/// expired, so a call only outlives several of them if the client refreshes
+/// its session and pushes the new token to its channels in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_outlives_its_access_tokens() {
+    const TOKEN_TTL: Duration = Duration::from_secs(4);
+    let mut config = common::test_config();
+    config.access_token_ttl = TOKEN_TTL;
+    let server = common::start(config).await;
+    let mut alice = stranger(&server, 440.0);
+    let mut bob = stranger(&server, 660.0);
+    alice.client.search().await.expect("search");
+    wait_for_state(&mut alice, |s| *s == CallState::Searching).await;
+    bob.client.search().await.expect("search");
+    wait_for_state(&mut alice, |s| *s == CallState::InCall).await;
+    wait_for_state(&mut bob, |s| *s == CallState::InCall).await;
+
+    tokio::time::sleep(TOKEN_TTL * 3).await;
+    for who in [&mut alice, &mut bob] {
+        while let Ok(event) = who.events.try_recv() {
+            assert!(
+                !matches!(event, ClientEvent::StateChanged(_)),
+                "the call changed state while tokens expired: {event:?}"
+            );
+        }
+    }
+    let from = alice.heard.len();
+    let at_alice = wait_for_audio(&alice.heard, from).await;
+    let heard = tone_energy_fraction(&at_alice, SAMPLE_RATE, 660.0);
+    assert!(heard > 0.8, "alice still hears bob: {heard:.3}");
+}

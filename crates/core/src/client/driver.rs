@@ -33,6 +33,25 @@ use crate::error::Error;
 use crate::peer::{self, Peer, PeerConfig, PeerEvent, Sdp};
 use crate::realtime::{Channel, ChannelConfig, ChannelEvent, RealtimeClient, RealtimeConfig};
 
+/// Refresh the access token this long before it expires, so joined
+/// channels get the new one before Realtime's expiry check closes them.
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// After a failed refresh, try again this soon (the old token may still
+/// have a while to live).
+const TOKEN_REFRESH_RETRY: Duration = Duration::from_secs(5);
+
+/// When to refresh a token expiring at `expires_at` (Unix seconds): a
+/// margin before expiry, or halfway for tokens shorter than two margins.
+fn refresh_time(expires_at: u64) -> Instant {
+    let left = Duration::from_secs(expires_at.saturating_sub(unix_now()));
+    let wait = if left > TOKEN_REFRESH_MARGIN * 2 {
+        left - TOKEN_REFRESH_MARGIN
+    } else {
+        left / 2
+    };
+    Instant::now() + wait
+}
+
 /// The Realtime broadcast event our signalling envelopes travel as.
 const SIGNAL_EVENT: &str = signal::EVENT;
 
@@ -45,6 +64,9 @@ enum Done {
     Queue(Result<QueueStatus, Error>),
     /// The room channel of a match.
     Room(MatchId, Result<Channel, Error>),
+    /// A refreshed session, to push to joined channels before the old
+    /// token expires (Realtime closes channels whose token expired).
+    Refreshed(Result<crate::backend::Session, Error>),
     /// Fire-and-forget requests report only failures, for the log.
     Background(&'static str, Result<(), Error>),
 }
@@ -52,6 +74,8 @@ enum Done {
 struct Prepared {
     credentials: TurnCredentials,
     access_token: Redacted<String>,
+    /// When the access token expires, Unix seconds.
+    token_expires_at: u64,
     /// A new socket and inbox, when there was none yet.
     connection: Option<(RealtimeClient, Channel)>,
 }
@@ -95,6 +119,9 @@ pub(super) struct Driver {
     realtime: Option<Arc<RealtimeClient>>,
     inbox: Option<Channel>,
     access_token: Option<Redacted<String>>,
+    /// When to refresh the access token; `None` while a refresh runs or
+    /// before the first sign-in.
+    token_refresh_at: Option<Instant>,
     credentials: Option<TurnCredentials>,
     current: Option<MatchSession>,
     /// The last match announced, so the RPC answer and the inbox notice of
@@ -127,6 +154,7 @@ impl Driver {
             realtime: None,
             inbox: None,
             access_token: None,
+            token_refresh_at: None,
             credentials: None,
             current: None,
             last_announced: None,
@@ -175,6 +203,11 @@ impl Driver {
                 }
                 () = sleep_until(call_deadline) => self.call.handle_timeout(Instant::now()),
                 () = sleep_until(signal_deadline) => {}
+                () = sleep_until(self.token_refresh_at) => {
+                    self.token_refresh_at = None;
+                    let backend = self.backend.clone();
+                    self.jobs.spawn(async move { Done::Refreshed(backend.refresh_session().await) });
+                }
             }
         }
         self.goodbye().await;
@@ -450,6 +483,7 @@ impl Driver {
                     }
                 }
                 self.access_token = Some(prepared.access_token);
+                self.token_refresh_at = Some(refresh_time(prepared.token_expires_at));
                 self.credentials = Some(prepared.credentials);
                 self.call.handle_event(
                     Event::CredentialsReady {
@@ -493,6 +527,21 @@ impl Driver {
                     }
                     (None, Err(_)) => {}
                 }
+            }
+            Done::Refreshed(Ok(session)) => {
+                if let Some(realtime) = &self.realtime
+                    && let Err(err) = realtime
+                        .set_access_token(session.access_token.expose())
+                        .await
+                {
+                    debug!(%err, "refreshed access token not pushed");
+                }
+                self.token_refresh_at = Some(refresh_time(session.expires_at));
+                self.access_token = Some(session.access_token);
+            }
+            Done::Refreshed(Err(err)) => {
+                warn!(%err, "access token refresh failed; retrying");
+                self.token_refresh_at = Some(Instant::now() + TOKEN_REFRESH_RETRY);
             }
             Done::Background(what, Err(err)) => debug!(%err, what, "background request failed"),
             Done::Background(_, Ok(())) => {}
@@ -775,6 +824,7 @@ async fn prepare(
     Ok(Prepared {
         credentials,
         access_token: session.access_token,
+        token_expires_at: session.expires_at,
         connection,
     })
 }
