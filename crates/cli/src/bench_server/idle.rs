@@ -9,9 +9,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::realtime::{self, ConnSpec};
-use super::report::Metric;
-use super::server_process::ServerProcess;
 use super::{Options, progress};
+use crate::report::Metric;
+use crate::server_process::ServerProcess;
 
 /// Lets the server finish the last joins and its allocator settle before
 /// memory is read.

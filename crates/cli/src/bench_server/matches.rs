@@ -14,10 +14,10 @@ use tokio::time::Instant;
 
 use super::idle::count;
 use super::realtime::{self, ConnSpec, Inbound};
-use super::report::Metric;
-use super::server_process::ServerProcess;
-use super::stats::{Summary, ms};
 use super::{Options, progress};
+use crate::report::Metric;
+use crate::server_process::ServerProcess;
+use crate::stats::{Summary, ms};
 
 /// One HTTP request (sign-up or RPC) on loopback.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,20 +11,18 @@ mod idle;
 mod matches;
 mod options;
 mod realtime;
-mod report;
 mod rtt;
-mod server_process;
-mod stats;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+use crate::report::{self, Metric};
+use crate::server_process::{self, ServerProcess, format_tail};
+use crate::signals::interrupted;
 use options::Part;
 pub use options::{Options, Parsed, USAGE};
-use report::Metric;
-use server_process::{ServerProcess, format_tail};
 
 /// File descriptors beyond the sockets a part opens: the runtime, the
 /// child's pipes, HTTP connections being recycled.
@@ -32,17 +30,7 @@ const FD_MARGIN: u64 = 256;
 
 /// Runs the parts `options` selects and prints the results.
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    let server_bin = match &options.server_bin {
-        Some(path) => path.clone(),
-        None => default_server_bin()?,
-    };
-    if !server_bin.is_file() {
-        bail!(
-            "no server binary at {} (build it: cargo build --release -p voicemeet-server, \
-             or pass --server-bin)",
-            server_bin.display()
-        );
-    }
+    let server_bin = server_process::resolve_bin(options.server_bin.as_deref())?;
     raise_fd_limit(options)?;
     if cfg!(debug_assertions) {
         progress(format_args!(
@@ -64,23 +52,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             }
         }
     })
-}
-
-/// Resolves on Ctrl-C, or SIGTERM on Unix.
-async fn interrupted() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = terminate.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
 }
 
 async fn run_parts(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
@@ -130,13 +101,6 @@ async fn run_part(part: Part, server_bin: &Path, options: &Options) -> anyhow::R
     };
     let tail = server.stop().await;
     result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))
-}
-
-/// `voicemeet-server` in the directory of the running executable, where
-/// cargo puts both binaries.
-fn default_server_bin() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the current executable")?;
-    Ok(exe.with_file_name("voicemeet-server"))
 }
 
 /// Raises this process's open-files soft limit to its hard limit; the

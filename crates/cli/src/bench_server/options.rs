@@ -1,7 +1,8 @@
 //! The `bench-server` command line: `--flag value` or `--flag=value`.
 
-use std::fmt;
 use std::path::PathBuf;
+
+use crate::args::{OptionsError, invalid};
 
 /// `bench-server --help`.
 pub const USAGE: &str = "\
@@ -119,43 +120,6 @@ impl Default for Options {
     }
 }
 
-/// A command line that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OptionsError {
-    /// A flag this command does not know.
-    UnknownFlag(String),
-    /// A flag that needs a value came last.
-    MissingValue(String),
-    /// A value that does not parse or is out of range.
-    InvalidValue {
-        /// The flag.
-        flag: String,
-        /// What was given.
-        value: String,
-        /// What is expected.
-        expected: &'static str,
-    },
-}
-
-impl fmt::Display for OptionsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownFlag(flag) => write!(f, "unknown option `{flag}` (see --help)"),
-            Self::MissingValue(flag) => write!(f, "option `{flag}` needs a value"),
-            Self::InvalidValue {
-                flag,
-                value,
-                expected,
-            } => write!(
-                f,
-                "invalid value `{value}` for `{flag}`: expected {expected}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for OptionsError {}
-
 impl Options {
     /// Parses the arguments after `bench-server`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, OptionsError> {
@@ -222,14 +186,6 @@ const FLAGS: [&str; 10] = [
 
 fn is_known(flag: &str) -> bool {
     FLAGS.contains(&flag)
-}
-
-fn invalid(flag: &str, value: &str, expected: &'static str) -> OptionsError {
-    OptionsError::InvalidValue {
-        flag: flag.to_owned(),
-        value: value.to_owned(),
-        expected,
-    }
 }
 
 fn even(n: usize, flag: &str, value: &str) -> Result<usize, OptionsError> {

@@ -18,10 +18,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::idle::count;
 use super::realtime::{self, ConnSpec, Inbound, Outbound};
-use super::report::Metric;
-use super::server_process::ServerProcess;
-use super::stats::{Summary, ms};
 use super::{Options, progress};
+use crate::report::Metric;
+use crate::server_process::ServerProcess;
+use crate::stats::{Summary, ms};
 
 const PING: &str = "ping";
 const PONG: &str = "pong";

@@ -20,13 +20,15 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-/// p50, p99 and max of a set of samples.
+/// p50, p95, p99 and max of a set of samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// Number of samples.
     pub count: usize,
     /// Median (nearest rank).
     pub p50: Duration,
+    /// 95th percentile (nearest rank).
+    pub p95: Duration,
     /// 99th percentile (nearest rank).
     pub p99: Duration,
     /// Largest sample.
@@ -40,6 +42,7 @@ impl Summary {
         Some(Self {
             count: samples.len(),
             p50: percentile(&samples, 50.0)?,
+            p95: percentile(&samples, 95.0)?,
             p99: percentile(&samples, 99.0)?,
             max: *samples.last()?,
         })
@@ -89,6 +92,7 @@ mod tests {
         let summary = Summary::of(ms_list(&[5, 1, 4, 2, 3])).expect("samples");
         assert_eq!(summary.count, 5);
         assert_eq!(summary.p50, Duration::from_millis(3));
+        assert_eq!(summary.p95, Duration::from_millis(5));
         assert_eq!(summary.p99, Duration::from_millis(5));
         assert_eq!(summary.max, Duration::from_millis(5));
         assert_eq!(Summary::of(Vec::new()), None);

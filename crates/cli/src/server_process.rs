@@ -1,8 +1,9 @@
-//! The `voicemeet-server` child process: start it on loopback ports, read
-//! its announce lines, sample its memory, and kill it.
+//! The `voicemeet-server` child process, shared by `bench-server` and
+//! `bench-setup`: find the binary, start it on loopback ports, read its
+//! announce lines, sample its memory, and kill it.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -29,6 +30,27 @@ const SERVER_ARGS: [&str; 6] = [
     "--signup-rate-limit",
     "off",
 ];
+
+/// The server binary to run: `explicit` if given, else `voicemeet-server`
+/// in the directory of the running executable, where cargo puts both
+/// binaries (so a release CLI runs a release server). Fails with a hint if
+/// there is no file there.
+pub fn resolve_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let bin = match explicit {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe()
+            .context("locating the current executable")?
+            .with_file_name("voicemeet-server"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no server binary at {} (build it: cargo build --release -p voicemeet-server, \
+             or pass --server-bin)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
 
 /// The two startup lines a server prints on stdout.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
