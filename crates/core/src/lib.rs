@@ -32,6 +32,7 @@
 pub mod audio;
 pub mod backend;
 pub mod client;
+mod clock;
 mod error;
 pub mod peer;
 pub mod realtime;

@@ -29,6 +29,7 @@ use crate::audio::{OpusDecoder, OpusEncoder, receive_task, send_task};
 use crate::backend::{
     BackendClient, BackendConfig, InboxEvent, QueueStatus, TurnCredentials, inbox_topic,
 };
+use crate::clock::{sleep_until_some, unix_now};
 use crate::error::Error;
 use crate::peer::{self, Peer, PeerConfig, PeerEvent, Sdp};
 use crate::realtime::{Channel, ChannelConfig, ChannelEvent, RealtimeClient, RealtimeConfig};
@@ -865,12 +866,6 @@ fn send_error_reason(err: &signal::SendError) -> &'static str {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 async fn recv_channel(channel: Option<&mut Channel>) -> Option<ChannelEvent> {
     match channel {
         Some(channel) => channel.recv().await,
@@ -885,11 +880,9 @@ async fn recv_peer(events: Option<&mut mpsc::Receiver<PeerEvent>>) -> Option<Pee
     }
 }
 
+/// The driver keeps std instants (the call machine's time); timers want tokio's.
 async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
+    sleep_until_some(deadline.map(tokio::time::Instant::from_std)).await;
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use crate::clock::sleep_until_some;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use voicemeet_proto::privacy;
@@ -664,7 +666,7 @@ async fn event_task(mut task: EventTask) {
         let event = tokio::select! {
             biased;
             () = task.cancel.cancelled() => break,
-            () = sleep_until(deadline) => {
+            () = sleep_until_some(deadline) => {
                 deadline = None;
                 tracing::warn!(after = ?task.connect_timeout, "not connected in time");
                 PeerEvent::ConnectTimeout { after: task.connect_timeout }
@@ -725,13 +727,6 @@ async fn event_task(mut task: EventTask) {
             // block on a full channel.
             tracing::trace!("peer event dropped: receiver gone");
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

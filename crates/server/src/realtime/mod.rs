@@ -181,7 +181,7 @@ async fn upgrade(
     };
     let claims = match state.jwt.verify(&token, unix_now()) {
         Ok(claims) => claims,
-        Err(err) => return connect_error(StatusCode::UNAUTHORIZED, &connect_message(err)),
+        Err(err) => return connect_error(StatusCode::UNAUTHORIZED, &err.to_string()),
     };
     let realtime = &state.realtime;
     if realtime.hub().connection_count() >= realtime.limits.max_connections {
@@ -196,11 +196,6 @@ async fn upgrade(
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| connection::run(state, id, vsn, token, claims, socket))
-}
-
-/// Realtime's connect-time message for a refused token.
-fn connect_message(err: JwtError) -> String {
-    err.to_string()
 }
 
 /// Realtime's join-time reason for a refused token: `Code: message`.
