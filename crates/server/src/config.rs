@@ -93,6 +93,10 @@ pub enum TurnMode {
         /// IP put in relayed addresses and credential URLs; defaults to the
         /// listen IP (required when listening on 0.0.0.0).
         advertised_ip: Option<IpAddr>,
+        /// Port put in credential URLs; defaults to the port the relay got.
+        /// Differs behind a port forward (or a network impairment stage in
+        /// front of the relay, as the audio benchmark puts there).
+        advertised_port: Option<u16>,
     },
     /// No embedded relay: mint credentials for another TURN server (e.g.
     /// coturn with `--use-auth-secret --static-auth-secret=<same secret>`).
@@ -113,6 +117,7 @@ impl Default for Config {
                 mode: TurnMode::Embedded {
                     listen: DEFAULT_TURN_ADDR,
                     advertised_ip: None,
+                    advertised_port: None,
                 },
                 realm: DEFAULT_TURN_REALM.to_owned(),
                 secret: None,
@@ -214,6 +219,7 @@ OPTIONS:
     --signup-rate-limit N|off   anonymous sign-ups per IP per hour [default: 30]
     --turn-listen ADDR          embedded relay UDP address [default: 127.0.0.1:3478]
     --turn-advertise IP         relay IP given to clients [default: listen IP]
+    --turn-advertise-port PORT  relay port in credential URLs [default: the relay's]
     --turn-realm REALM          TURN realm [default: voicemeet]
     --turn-secret SECRET        TURN REST shared secret [env: VOICEMEET_TURN_SECRET]
                                 [default: random per run]
@@ -238,6 +244,7 @@ impl Config {
         config.turn.mode = TurnMode::Embedded {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             advertised_ip: None,
+            advertised_port: None,
         };
         config
     }
@@ -252,6 +259,7 @@ impl Config {
         let mut config = Self::default();
         let mut turn_listen = DEFAULT_TURN_ADDR;
         let mut advertised_ip = None;
+        let mut advertised_port = None;
         let mut external_urls = Vec::new();
         let mut args = args.into_iter();
 
@@ -289,6 +297,9 @@ impl Config {
                 "--turn-advertise" => {
                     advertised_ip = Some(parse_value(&flag, &value()?, "an IPv4 address")?);
                 }
+                "--turn-advertise-port" => {
+                    advertised_port = Some(parse_value(&flag, &value()?, "a port")?);
+                }
                 "--turn-realm" => config.turn.realm = value()?,
                 "--turn-secret" => config.turn.secret = Some(Redacted::new(value()?)),
                 "--turn-credential-ttl" => {
@@ -309,6 +320,7 @@ impl Config {
             TurnMode::Embedded {
                 listen: turn_listen,
                 advertised_ip,
+                advertised_port,
             }
         } else {
             TurnMode::External {
@@ -354,7 +366,15 @@ impl Config {
             TurnMode::Embedded {
                 listen,
                 advertised_ip,
+                advertised_port,
             } => {
+                if *advertised_port == Some(0) {
+                    return Err(ConfigError::InvalidValue {
+                        flag: "--turn-advertise-port".to_owned(),
+                        value: "0".to_owned(),
+                        reason: "a port clients can reach is never 0".to_owned(),
+                    });
+                }
                 if !listen.is_ipv4() {
                     return Err(ConfigError::RelayNotIpv4(*listen));
                 }
@@ -441,7 +461,8 @@ mod tests {
             config.turn.mode,
             TurnMode::Embedded {
                 listen: "127.0.0.1:3478".parse().expect("literal"),
-                advertised_ip: None
+                advertised_ip: None,
+                advertised_port: None,
             }
         );
         assert_eq!(config.turn.credential_ttl, Duration::from_secs(86_400));
@@ -461,6 +482,7 @@ mod tests {
             "--turn-listen",
             "0.0.0.0:0",
             "--turn-advertise=192.0.2.7",
+            "--turn-advertise-port=3479",
             "--turn-realm",
             "example.test",
             "--turn-secret=abc",
@@ -479,6 +501,7 @@ mod tests {
             TurnMode::Embedded {
                 listen: "0.0.0.0:0".parse().expect("literal"),
                 advertised_ip: Some("192.0.2.7".parse().expect("literal")),
+                advertised_port: Some(3479),
             }
         );
         assert_eq!(config.turn.realm, "example.test");

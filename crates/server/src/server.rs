@@ -121,12 +121,13 @@ impl Server {
             TurnMode::Embedded {
                 listen,
                 advertised_ip,
+                advertised_port,
             } => {
                 let advertised = advertised_ip.unwrap_or(listen.ip());
                 let relay =
                     EmbeddedRelay::start(*listen, advertised, &config.turn.realm, &turn_secret)
                         .await?;
-                let port = relay.local_addr().port();
+                let port = advertised_port.unwrap_or(relay.local_addr().port());
                 let url = format!("turn:{}?transport=udp", SocketAddr::new(advertised, port));
                 (Some(relay), vec![url])
             }

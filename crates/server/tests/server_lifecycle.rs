@@ -26,6 +26,7 @@ async fn shutdown_releases_both_ports() {
     config.turn.mode = voicemeet_server::TurnMode::Embedded {
         listen: relay,
         advertised_ip: None,
+        advertised_port: None,
     };
     let again = TestServer::start(config).await;
     assert_eq!(again.server.http_addr, http);
