@@ -25,10 +25,31 @@ APP_PACKAGES=(
 
 # Extra packages the test suite drives for real: a virtual display and the
 # WebKit WebDriver for the app window, Chromium for the UI tests, coturn as a
-# second TURN implementation, ImageMagick for display screenshots.
+# second TURN implementation, ImageMagick for display screenshots, a private
+# PulseAudio with null devices behind ALSA for real audio streams, espeak-ng
+# for test speech, and Python (venv + headers) for the PESQ scorer.
 TEST_PACKAGES=(
   xvfb xauth webkit2gtk-driver xdotool imagemagick chromium coturn
+  pulseaudio pulseaudio-utils alsa-utils libasound2-plugins espeak-ng
+  python3 python3-venv python3-dev
 )
+
+# Python packages of the audio quality tests (PESQ, ITU-T P.862), pinned.
+PYTHON_PACKAGES=(numpy==2.4.6 pesq==0.0.4)
+
+# A virtual environment with PYTHON_PACKAGES, made once (pesq compiles its
+# C code, ~20 s) and reused; exports VOICEMEET_PYTHON for the tests.
+ensure_python_env() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/voicemeet/pyenv"
+  if ! "$venv/bin/python" -c 'import numpy, pesq' >/dev/null 2>&1; then
+    log "making a Python environment for PESQ: ${PYTHON_PACKAGES[*]}"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+  fi
+  export VOICEMEET_PYTHON="$venv/bin/python"
+}
 
 # Install the Debian/Ubuntu packages that are not installed yet. Runs
 # `apt-get update` only when something is missing.

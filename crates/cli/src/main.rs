@@ -8,6 +8,10 @@
 //!   clients against a real `voicemeet-server`.
 //! - [`bench_server`]: measures a real `voicemeet-server` process under
 //!   load.
+//! - [`bench_audio`]: scores call quality under packet loss with PESQ-WB,
+//!   through the whole stack.
+//! - [`bench_latency`]: the audio pipeline's one-way latency and CPU per
+//!   call.
 //!
 //! The calls run the engine (`voicemeet_core::Client`) through
 //! [`session`]; the benchmarks share [`server_process`], [`stats`] and
@@ -15,6 +19,8 @@
 
 mod args;
 mod audio;
+mod bench_audio;
+mod bench_latency;
 mod bench_server;
 mod bench_setup;
 mod call;
@@ -51,6 +57,8 @@ USAGE:
     voicemeet-cli echo-bot [OPTIONS]       a sound-test peer that plays back what it hears
     voicemeet-cli bench-setup [OPTIONS]    time search-to-first-audio against a local server
     voicemeet-cli bench-server [OPTIONS]   measure a local voicemeet-server (see bench-server --help)
+    voicemeet-cli bench-audio [OPTIONS]    call quality under packet loss (PESQ-WB)
+    voicemeet-cli bench-latency [OPTIONS]  one-way audio latency and CPU per call
     voicemeet-cli --version                print the version
 
 Logs go to stderr; RUST_LOG sets their filter (default: warn).
@@ -111,6 +119,24 @@ fn main() -> ExitCode {
                 bench_server::Parsed::Run(options) => Some(bench_server::run(&options)),
             },
             bench_server::USAGE,
+        ),
+        Some("bench-audio") => dispatch(
+            "bench-audio",
+            bench_audio::Options::parse(args),
+            |parsed| match parsed {
+                bench_audio::Parsed::Help => None,
+                bench_audio::Parsed::Run(options) => Some(bench_audio::run(&options)),
+            },
+            bench_audio::USAGE,
+        ),
+        Some("bench-latency") => dispatch(
+            "bench-latency",
+            bench_latency::Options::parse(args),
+            |parsed| match parsed {
+                bench_latency::Parsed::Help => None,
+                bench_latency::Parsed::Run(options) => Some(bench_latency::run(&options)),
+            },
+            bench_latency::USAGE,
         ),
         Some(other) => {
             eprintln!("voicemeet-cli: unknown command {other:?}; try --help");

@@ -122,8 +122,15 @@ impl ServerProcess {
     /// Starts `bin` on ephemeral loopback ports and waits for its announce
     /// lines.
     pub async fn start(bin: &Path) -> anyhow::Result<Self> {
+        Self::start_with(bin, &[]).await
+    }
+
+    /// [`start`](Self::start) with more arguments; later ones override
+    /// the defaults (e.g. a fixed `--turn-listen`).
+    pub async fn start_with(bin: &Path, extra: &[String]) -> anyhow::Result<Self> {
         let mut child = Command::new(bin)
             .args(SERVER_ARGS)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

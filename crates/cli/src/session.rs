@@ -91,3 +91,18 @@ pub async fn sleep_until_opt(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// Waits until the engine reports the call is up; an error if the call
+/// settles first or the engine stops.
+pub async fn until_in_call(events: &mut mpsc::Receiver<ClientEvent>) -> anyhow::Result<()> {
+    loop {
+        match events.recv().await {
+            Some(ClientEvent::StateChanged(CallState::InCall)) => return Ok(()),
+            Some(ClientEvent::StateChanged(state)) if is_settled(state) => {
+                anyhow::bail!("the call ended before it began: {state:?}")
+            }
+            Some(_) => {}
+            None => anyhow::bail!("the engine stopped"),
+        }
+    }
+}

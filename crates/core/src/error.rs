@@ -163,6 +163,25 @@ pub enum Error {
     /// The peer is closed. Not retryable: make a new one.
     #[error("peer closed")]
     PeerClosed,
+    /// There is no microphone (or speaker, for
+    /// [`Direction::Output`](crate::audio::device::Direction::Output)) to
+    /// open: none exists, the chosen one is gone, or the device cannot work
+    /// in that direction. Not retryable as is: plug one in or pick another.
+    #[error("no {direction} found")]
+    NoAudioDevice {
+        /// Microphone or speaker.
+        direction: crate::audio::device::Direction,
+    },
+    /// The microphone (or speaker) exists but cannot be opened now:
+    /// another program holds it exclusively, or access was denied.
+    /// Retryable: it may be released.
+    #[error("{direction} busy: {detail}")]
+    AudioDeviceBusy {
+        /// Microphone or speaker.
+        direction: crate::audio::device::Direction,
+        /// What the audio host said.
+        detail: String,
+    },
     /// The audio pipeline failed: the Opus codec refused a frame or a
     /// setting, or an audio file cannot be read or written. Not retryable.
     #[error("audio {what}: {detail}")]
@@ -181,6 +200,7 @@ impl Error {
             Self::Unreachable { .. }
             | Self::TimedOut { .. }
             | Self::RateLimited { .. }
+            | Self::AudioDeviceBusy { .. }
             | Self::Disconnected => true,
             Self::Server { status, .. } => *status >= 500,
             Self::JoinRefused { refusal, .. } => refusal.is_retryable(),
@@ -198,6 +218,7 @@ impl Error {
             | Self::PeerState(_)
             | Self::StaleGeneration { .. }
             | Self::PeerClosed
+            | Self::NoAudioDevice { .. }
             | Self::Audio { .. } => false,
         }
     }

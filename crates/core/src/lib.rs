@@ -37,6 +37,6 @@ mod error;
 pub mod peer;
 pub mod realtime;
 
-pub use client::{AudioIo, Client, ClientConfig, ClientEvent};
+pub use client::{AudioIo, CallQuality, Client, ClientConfig, ClientEvent};
 pub use error::{Error, JoinRefusal, StoreError};
 pub use voicemeet_proto as proto;

@@ -31,7 +31,7 @@ struct ToneIo {
     heard: MemorySink,
 }
 
-impl voicemeet_core::AudioIo for ToneIo {
+impl voicemeet_core::audio::PacedIo for ToneIo {
     fn source(&self) -> Box<dyn AudioSource> {
         Box::new(ToneSource::new(self.freq))
     }

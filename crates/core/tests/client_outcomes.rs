@@ -25,7 +25,7 @@ const STRANGER_LEFT_WITHIN: Duration = Duration::from_secs(1);
 
 struct Tone(f64);
 
-impl voicemeet_core::AudioIo for Tone {
+impl voicemeet_core::audio::PacedIo for Tone {
     fn source(&self) -> Box<dyn AudioSource> {
         Box::new(ToneSource::new(self.0))
     }

@@ -27,10 +27,10 @@ async fn tones_cross_coturn_both_ways_and_survive_an_ice_restart() {
     // (loopback: tens of ms; a busy 2-core machine gets some slack).
     for received in [&report.offerer_received, &report.answerer_received] {
         assert!(
-            received.max_interarrival < Duration::from_millis(500),
+            received.counters.max_interarrival < Duration::from_millis(500),
             "{received:?}"
         );
-        assert!(received.lost <= 5, "{received:?}");
+        assert!(received.jitter.frames_lost <= 5, "{received:?}");
     }
 }
 

@@ -43,8 +43,8 @@ async fn tones_cross_the_embedded_relay_both_ways() {
     );
     let report = tone_call(a, b, false).await;
     print_report("embedded", &report);
-    assert_eq!(report.offerer_received.decode_errors, 0);
-    assert_eq!(report.answerer_received.decode_errors, 0);
+    assert_eq!(report.offerer_received.jitter.decoder_errors, 0);
+    assert_eq!(report.answerer_received.jitter.decoder_errors, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,10 +59,10 @@ async fn ice_restart_keeps_audio_flowing_on_the_embedded_relay() {
     // (loopback: tens of ms; a busy 2-core machine gets some slack).
     for received in [&report.offerer_received, &report.answerer_received] {
         assert!(
-            received.max_interarrival < Duration::from_millis(500),
+            received.counters.max_interarrival < Duration::from_millis(500),
             "{received:?}"
         );
-        assert!(received.lost <= 5, "{received:?}");
+        assert!(received.jitter.frames_lost <= 5, "{received:?}");
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
-use voicemeet_core::audio::{AudioSink, AudioSource, ToneSource};
+use voicemeet_core::audio::{AudioSink, AudioSource, PacedIo, ToneSource};
 use voicemeet_core::proto::call::CallState;
 use voicemeet_core::proto::matchmaking::Role;
 use voicemeet_core::{AudioIo, Client, ClientEvent};
@@ -138,7 +138,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 /// the engine reports whatever the sink.
 struct BenchAudio;
 
-impl AudioIo for BenchAudio {
+impl PacedIo for BenchAudio {
     fn source(&self) -> Box<dyn AudioSource> {
         Box::new(ToneSource::new(TONE_HZ))
     }

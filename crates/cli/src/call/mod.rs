@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::time::Instant;
-use voicemeet_core::audio::{AudioSink, AudioSource, FileSource, SilenceSource, ToneSource};
+use voicemeet_core::ClientEvent;
+use voicemeet_core::audio::{
+    AudioSink, AudioSource, FileSource, PacedIo, SilenceSource, ToneSource,
+};
 use voicemeet_core::proto::call::{CallState, EndReason, ErrorKind};
-use voicemeet_core::{AudioIo, ClientEvent};
 
 pub use options::{Input, Options, Parsed, USAGE};
 
@@ -60,7 +62,7 @@ struct CallAudio {
     output: Option<SharedWav>,
 }
 
-impl AudioIo for CallAudio {
+impl PacedIo for CallAudio {
     fn source(&self) -> Box<dyn AudioSource> {
         match &self.source {
             Source::Tone(hz) => Box::new(ToneSource::new(*hz)),

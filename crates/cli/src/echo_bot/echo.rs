@@ -11,14 +11,14 @@
 //! runtime), not in a real-time callback, so a `std::sync::Mutex` around
 //! a `VecDeque` is enough. The timing logic takes `now` as an argument
 //! ([`EchoLine::push_at`], [`EchoLine::pull_at`]) so it is tested in
-//! virtual time; only the [`AudioIo`] adapters read the clock.
+//! virtual time; only the [`PacedIo`] adapters read the clock.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use voicemeet_core::audio::{AudioSink, AudioSource, SAMPLE_RATE};
-use voicemeet_core::{AudioIo, Error};
+use voicemeet_core::Error;
+use voicemeet_core::audio::{AudioSink, AudioSource, PacedIo, SAMPLE_RATE};
 
 /// How long after hearing something the bot plays it back: long enough
 /// that a caller hears their own words as a separate echo, short enough
@@ -160,7 +160,7 @@ impl EchoLine {
     }
 }
 
-/// The bot's [`AudioIo`]: each call starts a fresh generation of the line.
+/// The bot's [`PacedIo`]: each call starts a fresh generation of the line.
 pub struct EchoIo {
     line: Arc<EchoLine>,
 }
@@ -174,7 +174,7 @@ impl EchoIo {
     }
 }
 
-impl AudioIo for EchoIo {
+impl PacedIo for EchoIo {
     // The engine asks for the source when a call's peer starts, before
     // any of that call's audio can arrive, so this is where a call begins.
     fn source(&self) -> Box<dyn AudioSource> {

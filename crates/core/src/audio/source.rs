@@ -99,6 +99,11 @@ impl FileSource {
         }
     }
 
+    /// Everything it plays.
+    pub fn samples(&self) -> &[i16] {
+        &self.samples
+    }
+
     /// Starts over at the end instead of ending.
     #[must_use]
     pub fn looping(mut self, looping: bool) -> Self {

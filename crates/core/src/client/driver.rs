@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -24,8 +24,10 @@ use voicemeet_proto::matchmaking::{self, MatchId, Role};
 use voicemeet_proto::phoenix::BroadcastBody;
 use voicemeet_proto::signal::{self, Body, Delivered, Session};
 
-use super::{AudioIo, ClientEvent, GOODBYE_TIMEOUT, MutableSource};
-use crate::audio::{OpusDecoder, OpusEncoder, receive_task, send_task};
+use super::{AudioIo, CallQuality, ClientEvent, GOODBYE_TIMEOUT, QUALITY_INTERVAL};
+use crate::audio::{
+    CallAudio, Receiver as AudioReceiver, SendStats, capture_queue, receive_task, send_task,
+};
 use crate::backend::{
     BackendClient, BackendConfig, InboxEvent, QueueStatus, TurnCredentials, inbox_topic,
 };
@@ -90,6 +92,8 @@ struct MatchSession {
     peer: Option<Peer>,
     peer_events: Option<mpsc::Receiver<PeerEvent>>,
     audio: CancellationToken,
+    /// The receive side of the call's audio, once its peer exists.
+    receiver: Option<AudioReceiver>,
     local_candidates_seen: bool,
 }
 
@@ -103,6 +107,7 @@ impl MatchSession {
             peer: None,
             peer_events: None,
             audio: CancellationToken::new(),
+            receiver: None,
             local_candidates_seen: false,
         }
     }
@@ -130,7 +135,6 @@ pub(super) struct Driver {
     last_announced: Option<MatchId>,
     call_deadline: Option<Instant>,
     muted: Arc<AtomicBool>,
-    first_audio: Arc<AtomicBool>,
     epoch: Instant,
 }
 
@@ -161,7 +165,6 @@ impl Driver {
             last_announced: None,
             call_deadline: None,
             muted: Arc::new(AtomicBool::new(false)),
-            first_audio: Arc::new(AtomicBool::new(false)),
             epoch: Instant::now(),
         }
     }
@@ -425,17 +428,39 @@ impl Driver {
         let signal_config = signal::Config::new(m.id.to_string(), peer.relay_ips().to_vec());
         let mut session = Session::new(signal_config)
             .map_err(|_| Error::PeerState("the match id does not fit a signalling envelope"))?;
-        let source = MutableSource {
-            inner: self.audio_io.source(),
-            muted: self.muted.clone(),
-        };
-        let encoder = OpusEncoder::new()?;
+        let (capture, frames) = capture_queue();
+        let client_events = self.events.clone();
+        let receiver = AudioReceiver::new(Some(Box::new(move || {
+            let _ = client_events.try_send(ClientEvent::FirstAudio);
+        })))?;
+        let started = self.audio_io.start(CallAudio {
+            capture,
+            playout: receiver.playout(),
+            cancel: m.audio.child_token(),
+        });
+        if let Err(err) = started {
+            // The call goes on: the stranger may still talk, and the
+            // person sees why they cannot be heard.
+            error!(%err, "the call's audio did not start");
+            let _ = self.events.try_send(ClientEvent::AudioUnavailable {
+                message: err.to_string(),
+            });
+        }
+        let (status_tx, status) = watch::channel(SendStats::default());
         tokio::spawn(send_task(
-            source,
-            encoder,
+            frames,
             peer.local_audio(),
+            self.muted.clone(),
+            Some(status_tx),
             m.audio.child_token(),
         ));
+        tokio::spawn(quality_task(
+            receiver.clone(),
+            status,
+            self.events.clone(),
+            m.audio.child_token(),
+        ));
+        m.receiver = Some(receiver);
         if role == Role::Offerer {
             let offer = peer.create_offer(false).await?;
             if let Err(err) = session.send(Body::Offer { sdp: offer.text }, self.epoch.elapsed()) {
@@ -554,7 +579,6 @@ impl Driver {
             return;
         }
         self.last_announced = Some(match_id);
-        self.first_audio.store(false, Ordering::Relaxed);
         self.current = Some(MatchSession::new(match_id, role));
         self.call.handle_event(
             Event::Matched {
@@ -731,16 +755,12 @@ impl Driver {
                 debug!(?after, "peer connect timeout");
             }
             Some(PeerEvent::RemoteAudio(remote)) => {
-                let sink = FirstAudioSink {
-                    inner: self.audio_io.sink(),
-                    seen: self.first_audio.clone(),
-                    events: self.events.clone(),
-                };
-                match OpusDecoder::new() {
-                    Ok(decoder) => {
-                        tokio::spawn(receive_task(remote, decoder, sink, m.audio.child_token()));
-                    }
-                    Err(err) => error!(%err, "no Opus decoder"),
+                if let Some(receiver) = &m.receiver {
+                    tokio::spawn(receive_task(
+                        remote,
+                        receiver.clone(),
+                        m.audio.child_token(),
+                    ));
                 }
             }
             Some(PeerEvent::PrivacyViolation { violation, .. }) => {
@@ -776,23 +796,26 @@ impl Driver {
     }
 }
 
-/// A sink that reports the first decoded frame of a call once.
-struct FirstAudioSink {
-    inner: Box<dyn crate::audio::AudioSink>,
-    seen: Arc<AtomicBool>,
+/// Reports how the call is doing every [`QUALITY_INTERVAL`] until its
+/// audio ends. Reports are dropped, not queued, if the app falls behind.
+async fn quality_task(
+    receiver: AudioReceiver,
+    sent: watch::Receiver<SendStats>,
     events: mpsc::Sender<ClientEvent>,
-}
-
-impl crate::audio::AudioSink for FirstAudioSink {
-    fn write_frame(&mut self, samples: &[i16]) -> Result<(), Error> {
-        if !self.seen.swap(true, Ordering::Relaxed) {
-            let _ = self.events.try_send(ClientEvent::FirstAudio);
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(QUALITY_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {}
         }
-        self.inner.write_frame(samples)
-    }
-
-    fn finish(&mut self) -> Result<(), Error> {
-        self.inner.finish()
+        let quality = CallQuality {
+            received: receiver.stats(),
+            sent: sent.borrow().clone(),
+        };
+        let _ = events.try_send(ClientEvent::Quality(Box::new(quality)));
     }
 }
 

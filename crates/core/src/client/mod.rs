@@ -11,7 +11,6 @@
 mod driver;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -19,7 +18,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use voicemeet_proto::call::{CallState, Command};
 use voicemeet_proto::matchmaking::Role;
 
-use crate::audio::{AudioSink, AudioSource};
+pub use crate::audio::AudioIo;
+use crate::audio::{ReceiveStats, SendStats};
 use crate::backend::{BackendClient, BackendConfig, MemoryStore, SessionStore};
 use crate::error::Error;
 
@@ -32,47 +32,6 @@ pub const EVENT_CAPACITY: usize = 256;
 /// How long the driver gives a polite goodbye (bye, leaving the room and
 /// the queue) when the client is dropped before it stops anyway.
 pub const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where a call's audio comes from and goes to. Called once per call.
-pub trait AudioIo: Send + Sync + 'static {
-    /// The microphone (or a tone, a file, silence).
-    fn source(&self) -> Box<dyn AudioSource>;
-    /// The speaker (or a file, memory).
-    fn sink(&self) -> Box<dyn AudioSink>;
-}
-
-impl AudioSource for Box<dyn AudioSource> {
-    fn read_frame(&mut self, frame: &mut [i16]) -> bool {
-        (**self).read_frame(frame)
-    }
-}
-
-impl AudioSink for Box<dyn AudioSink> {
-    fn write_frame(&mut self, samples: &[i16]) -> Result<(), Error> {
-        (**self).write_frame(samples)
-    }
-
-    fn finish(&mut self) -> Result<(), Error> {
-        (**self).finish()
-    }
-}
-
-/// A source that sends silence while muted: mute stops sending speech, not
-/// just the level meter.
-struct MutableSource {
-    inner: Box<dyn AudioSource>,
-    muted: Arc<AtomicBool>,
-}
-
-impl AudioSource for MutableSource {
-    fn read_frame(&mut self, frame: &mut [i16]) -> bool {
-        let more = self.inner.read_frame(frame);
-        if self.muted.load(Ordering::Relaxed) {
-            frame.fill(0);
-        }
-        more
-    }
-}
 
 /// How to build a [`Client`].
 pub struct ClientConfig {
@@ -95,8 +54,22 @@ impl ClientConfig {
     }
 }
 
+/// How the call in progress is doing, both ways: for the quality
+/// indicator, logs and benchmarks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallQuality {
+    /// What arrives: the jitter buffer's statistics and packet counts.
+    pub received: ReceiveStats,
+    /// What we send: the codec and redundancy settings in force, and the
+    /// loss the other side reports.
+    pub sent: SendStats,
+}
+
+/// How often [`ClientEvent::Quality`] comes during a call.
+pub const QUALITY_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the client reports, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ClientEvent {
     /// The call moved to a new state (the UI shows this).
@@ -108,8 +81,17 @@ pub enum ClientEvent {
         /// Offerer or answerer, as the matchmaker decided.
         role: Role,
     },
-    /// The first decoded audio frame of this call arrived from the stranger.
+    /// The first decoded audio of this call from the stranger was played.
     FirstAudio,
+    /// The call's audio devices could not start (no microphone, a busy
+    /// device); the call goes on, and this says why it is silent.
+    AudioUnavailable {
+        /// What went wrong, for people.
+        message: String,
+    },
+    /// How the call is doing, every [`QUALITY_INTERVAL`] while its audio
+    /// runs.
+    Quality(Box<CallQuality>),
 }
 
 /// The handle. Cheap to share by reference; dropping it ends the driver.

@@ -59,7 +59,10 @@ use crate::backend::IceServer;
 pub use candidates::{MAX_BUFFERED_CANDIDATES, RemoteCandidate};
 pub use servers::{DEFAULT_TURN_PORT, relay_ips_from_urls};
 pub use voicemeet_proto::signal::CandidateInit;
-pub use webrtc017::{AudioPacket, GATHERING_SETTLE_TIMEOUT, LocalAudio, Peer, RemoteAudio};
+pub use webrtc017::{
+    AudioPacket, GATHERING_SETTLE_TIMEOUT, LocalAudio, OPUS_PAYLOAD_TYPE, Peer, RED_PAYLOAD_TYPE,
+    RemoteAudio, RemoteReport,
+};
 
 /// How long a connection may take, from the first offer or answer (or an
 /// ICE restart) to `Connected`, before [`PeerEvent::ConnectTimeout`]. A

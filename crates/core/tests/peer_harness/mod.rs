@@ -11,8 +11,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use voicemeet_core::audio::{
-    MemorySink, OpusDecoder, OpusEncoder, ReceiveStats, SAMPLE_RATE, SendStats, ToneSource,
-    dominant_frequency, receive_task, send_task, tone_energy_fraction,
+    AudioIo as _, AudioSink, AudioSource, CallAudio, MemorySink, PacedIo, ReceiveStats, Receiver,
+    SAMPLE_RATE, SendStats, ToneSource, capture_queue, dominant_frequency, receive_task, send_task,
+    tone_energy_fraction,
 };
 use voicemeet_core::backend::IceServer;
 use voicemeet_core::peer::{
@@ -330,11 +331,49 @@ pub fn assert_all_candidates_private(a: &Side, b: &Side) {
     }
 }
 
+/// Records what is played from the first audible sample on: the playout
+/// runs from the start of the call, with silence until audio arrives.
+#[derive(Clone, Default)]
+pub struct AudibleSink {
+    heard: MemorySink,
+}
+
+impl AudioSink for AudibleSink {
+    fn write_frame(&mut self, samples: &[i16]) -> Result<(), voicemeet_core::Error> {
+        let start = if self.heard.is_empty() {
+            match samples.iter().position(|s| s.unsigned_abs() > 64) {
+                Some(first) => first,
+                None => return Ok(()),
+            }
+        } else {
+            0
+        };
+        self.heard.write_frame(&samples[start..])
+    }
+}
+
+/// A tone out, what is heard into an [`AudibleSink`].
+struct ToneIo {
+    freq: f64,
+    heard: AudibleSink,
+}
+
+impl PacedIo for ToneIo {
+    fn source(&self) -> Box<dyn AudioSource> {
+        Box::new(ToneSource::new(self.freq))
+    }
+
+    fn sink(&self) -> Box<dyn AudioSink> {
+        Box::new(self.heard.clone())
+    }
+}
+
 /// The audio tasks of one side.
 pub struct Audio {
     pub heard: MemorySink,
     pub send: JoinHandle<Result<SendStats, voicemeet_core::Error>>,
-    pub receive: Option<JoinHandle<Result<(MemorySink, ReceiveStats), voicemeet_core::Error>>>,
+    pub receiver: Receiver,
+    pub receive: Option<JoinHandle<()>>,
     pub cancel: CancellationToken,
 }
 
@@ -343,15 +382,30 @@ impl Audio {
     /// the connection is up are dropped by the track).
     pub fn start_sending(side: &Side, freq: f64) -> Self {
         let cancel = CancellationToken::new();
+        let (capture, frames) = capture_queue();
+        let receiver = Receiver::new(None).expect("decoder");
+        let heard = AudibleSink::default();
+        ToneIo {
+            freq,
+            heard: heard.clone(),
+        }
+        .start(CallAudio {
+            capture,
+            playout: receiver.playout(),
+            cancel: cancel.clone(),
+        })
+        .expect("paced audio starts");
         let send = tokio::spawn(send_task(
-            ToneSource::new(freq),
-            OpusEncoder::new().expect("encoder"),
+            frames,
             side.peer.local_audio(),
+            Default::default(),
+            None,
             cancel.clone(),
         ));
         Self {
-            heard: MemorySink::new(),
+            heard: heard.heard,
             send,
+            receiver,
             receive: None,
             cancel,
         }
@@ -362,8 +416,7 @@ impl Audio {
         let remote = side.remote_audio.clone().expect("remote audio track");
         self.receive = Some(tokio::spawn(receive_task(
             remote,
-            OpusDecoder::new().expect("decoder"),
-            self.heard.clone(),
+            self.receiver.clone(),
             self.cancel.clone(),
         )));
     }
@@ -372,11 +425,10 @@ impl Audio {
     pub async fn stop(self) -> (SendStats, ReceiveStats) {
         self.cancel.cancel();
         let sent = self.send.await.expect("send task").expect("send stats");
-        let received = match self.receive {
-            Some(task) => task.await.expect("receive task").expect("receive stats").1,
-            None => ReceiveStats::default(),
-        };
-        (sent, received)
+        if let Some(task) = self.receive {
+            task.await.expect("receive task");
+        }
+        (sent, self.receiver.stats())
     }
 }
 

@@ -1,0 +1,470 @@
+//! `voicemeet-cli bench-latency`: how long a sound takes from the talker's
+//! capture callback to the listener's playback callback, and what a call
+//! costs in CPU.
+//!
+//! Two engine clients in this process call each other through a real
+//! `voicemeet-server` and its TURN relay on loopback (no network jitter).
+//! Their audio I/O stands in for sound cards: a thread runs a 10 ms
+//! "capture callback" and a 10 ms "playback callback", logging when each
+//! ran, through the same processing chains real devices use (echo
+//! cancellation, noise suppression, gain control). The talker captures a short chirp every half second; the listener's
+//! playback is searched for each chirp by cross-correlation, and the time
+//! between the chirp's capture and its playback is the pipeline's added
+//! one-way latency: framing, Opus (with its look-ahead), RED, SRTP, the
+//! relay, the jitter buffer and the playout. The devices' own buffers come
+//! on top (see the device stats). CPU is the process's user + system time
+//! while the call runs, per client.
+//!
+//! Start at [`run`].
+
+use std::f64::consts::TAU;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use voicemeet_core::audio::{
+    AudioIo, CallAudio, PULL_SAMPLES, ProcessingSettings, SAMPLE_RATE, chains,
+};
+use voicemeet_core::{ClientEvent, Error};
+
+use crate::args::{self, Args, Backend, OptionsError};
+use crate::report::{self, Metric};
+use crate::server_process::{self, ServerProcess, format_tail};
+use crate::session;
+use crate::signals::interrupted;
+use crate::stats::{Summary, ms};
+
+/// `bench-latency --help`.
+pub const USAGE: &str = "\
+voicemeet-cli bench-latency: one-way audio latency of the pipeline, and CPU per call.
+
+Starts a voicemeet-server on 127.0.0.1, calls between two clients in this process
+whose audio I/O runs 10 ms capture and playback callbacks on a timer, sends a chirp
+every 500 ms one way and finds each in the other side's playback by
+cross-correlation: the time from its capture callback to its playback callback.
+Also reports the process's CPU time per client while the call runs.
+
+USAGE:
+    voicemeet-cli bench-latency [OPTIONS]
+
+OPTIONS:
+    --server-bin PATH   voicemeet-server binary [default: next to this executable]
+    --seconds N         how long the call runs [default: 12]
+    -h, --help          print this help
+
+Build in release for real numbers:
+    cargo build --release -p voicemeet-server -p voicemeet-cli
+    target/release/voicemeet-cli bench-latency
+";
+
+const DEFAULT_SECONDS: u64 = 12;
+/// Loopback call setup takes milliseconds; this only turns a hang into an
+/// error.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// A chirp every half second, the first after a second (the jitter buffer
+/// has settled by then).
+const CHIRP_EVERY: usize = SAMPLE_RATE as usize / 2;
+const FIRST_CHIRP: usize = SAMPLE_RATE as usize;
+/// 20 ms, 300 Hz to 3 kHz, Hann window: a sharp correlation peak that
+/// survives a speech codec.
+const CHIRP_SAMPLES: usize = 960;
+/// Latencies searched: up to half a second after capture.
+const SEARCH: Duration = Duration::from_millis(500);
+/// Goals: the pipeline's added one-way latency, and CPU per client
+/// (both directions).
+const LATENCY_TARGET_MS: f64 = 50.0;
+const CPU_TARGET_PERCENT: f64 = 3.0;
+/// `/proc/self/stat` counts in USER_HZ, 100 on every Linux build.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// One `bench-latency` run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The server binary; `None` means next to the current executable.
+    pub server_bin: Option<PathBuf>,
+    /// How long the call runs.
+    pub seconds: u64,
+}
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Run the benchmark.
+    Run(Options),
+    /// Print [`USAGE`].
+    Help,
+}
+
+impl Options {
+    /// Parses the arguments after `bench-latency`.
+    ///
+    /// # Errors
+    /// A command line that cannot be used.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, OptionsError> {
+        let mut args = Args::new(args);
+        let mut options = Self {
+            server_bin: None,
+            seconds: DEFAULT_SECONDS,
+        };
+        while let Some(flag) = args.next_flag() {
+            let name = flag.name.clone();
+            match name.as_str() {
+                "-h" | "--help" => return Ok(Parsed::Help),
+                "--server-bin" => options.server_bin = Some(PathBuf::from(args.value(flag)?)),
+                "--seconds" => {
+                    let value = args.value(flag)?;
+                    options.seconds = args::count(&name, &value, 3, "at least 3 seconds")?;
+                }
+                _ => return Err(OptionsError::UnknownFlag(name)),
+            }
+        }
+        Ok(Parsed::Run(options))
+    }
+}
+
+/// Runs the benchmark and prints the results.
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let server_bin = server_process::resolve_bin(options.server_bin.as_deref())?;
+    if cfg!(debug_assertions) {
+        eprintln!("bench-latency: a debug build; use --release builds for real numbers");
+    }
+    session::runtime()?.block_on(async {
+        tokio::select! {
+            result = bench(&server_bin, options) => result,
+            signal = interrupted() => {
+                signal.context("listening for signals")?;
+                bail!("interrupted; the server was stopped")
+            }
+        }
+    })
+}
+
+/// The chirp, at about -6 dBFS.
+fn chirp() -> Vec<i16> {
+    let (f0, f1) = (300.0, 3000.0);
+    let duration = CHIRP_SAMPLES as f64 / f64::from(SAMPLE_RATE);
+    (0..CHIRP_SAMPLES)
+        .map(|n| {
+            let t = n as f64 / f64::from(SAMPLE_RATE);
+            let phase = TAU * (f0 * t + (f1 - f0) * t * t / (2.0 * duration));
+            let window = 0.5 - 0.5 * (TAU * n as f64 / (CHIRP_SAMPLES - 1) as f64).cos();
+            (phase.sin() * window * 16_000.0) as i16
+        })
+        .collect()
+}
+
+/// When each 10 ms callback ran, and (for playback) what it played.
+#[derive(Default)]
+struct Log {
+    times: Vec<Instant>,
+    samples: Vec<i16>,
+}
+
+/// Timer-driven stand-ins for sound cards that log their callbacks.
+#[derive(Clone)]
+struct LoggingDevices {
+    /// The talker captures chirps; the listener captures silence.
+    talks: bool,
+    capture: Arc<Mutex<Log>>,
+    playback: Arc<Mutex<Log>>,
+}
+
+impl LoggingDevices {
+    fn new(talks: bool) -> Self {
+        Self {
+            talks,
+            capture: Arc::default(),
+            playback: Arc::default(),
+        }
+    }
+}
+
+fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AudioIo for LoggingDevices {
+    fn start(&self, call: CallAudio) -> Result<(), Error> {
+        let devices = self.clone();
+        // Its own thread, like a sound card's, off the async runtime.
+        std::thread::Builder::new()
+            .name("bench-devices".to_owned())
+            .spawn(move || devices_thread(&devices, call))
+            .map_err(|err| Error::Audio {
+                what: "bench device thread",
+                detail: err.to_string(),
+            })?;
+        Ok(())
+    }
+}
+
+/// The callbacks, every 10 ms, through the same processing chains real
+/// devices use (echo cancellation, noise suppression and gain control on).
+fn devices_thread(devices: &LoggingDevices, call: CallAudio) {
+    let CallAudio {
+        capture,
+        playout,
+        cancel,
+    } = call;
+    let (mut capture, mut render, _control) =
+        chains(capture, playout, ProcessingSettings::default());
+    let chirp = chirp();
+    let period = Duration::from_millis(10);
+    let mut captured = vec![0i16; PULL_SAMPLES];
+    let mut played = vec![0i16; PULL_SAMPLES];
+    let mut position = 0usize;
+    let mut next = std::time::Instant::now();
+    while !cancel.is_cancelled() {
+        let now = std::time::Instant::now();
+        if now < next {
+            std::thread::sleep(next - now);
+            continue;
+        }
+        next += period;
+        let now = Instant::now();
+        captured.fill(0);
+        if devices.talks {
+            for (n, sample) in captured.iter_mut().enumerate() {
+                let at = position + n;
+                if at >= FIRST_CHIRP {
+                    let into = (at - FIRST_CHIRP) % CHIRP_EVERY;
+                    if into < CHIRP_SAMPLES {
+                        *sample = chirp[into];
+                    }
+                }
+            }
+        }
+        position += PULL_SAMPLES;
+        capture.on_frame(&captured);
+        lock(&devices.capture).times.push(now);
+        render.fill(&mut played);
+        let mut log = lock(&devices.playback);
+        log.times.push(now);
+        log.samples.extend_from_slice(&played);
+    }
+}
+
+fn sample_time(times: &[Instant], index: usize, delivered_at_end: bool) -> Option<Instant> {
+    let chunk = index / PULL_SAMPLES;
+    let offset = (index % PULL_SAMPLES) as f64 / f64::from(SAMPLE_RATE);
+    let at = *times.get(chunk)?;
+    Some(if delivered_at_end {
+        // A capture callback hands over what was recorded during the last
+        // 10 ms: the chunk's first sample is the oldest.
+        let chunk_time = PULL_SAMPLES as f64 / f64::from(SAMPLE_RATE);
+        at - Duration::from_secs_f64(chunk_time - offset)
+    } else {
+        at + Duration::from_secs_f64(offset)
+    })
+}
+
+/// For each chirp the talker captured, the time until the listener played
+/// it (the best-correlating position within [`SEARCH`]).
+fn latencies(talker: &Log, listener: &Log) -> Vec<Duration> {
+    let chirp = chirp();
+    let captured_samples = talker.times.len() * PULL_SAMPLES;
+    let mut found = Vec::new();
+    let mut start = FIRST_CHIRP;
+    while start + CHIRP_SAMPLES <= captured_samples {
+        let Some(captured_at) = sample_time(&talker.times, start, true) else {
+            break;
+        };
+        // Playback chunks whose times fall in the search window.
+        let first = listener.times.partition_point(|t| *t < captured_at);
+        let last = listener
+            .times
+            .partition_point(|t| *t < captured_at + SEARCH);
+        let (from, to) = (first * PULL_SAMPLES, last * PULL_SAMPLES);
+        let mut best: Option<(f64, usize)> = None;
+        for index in from..to.min(listener.samples.len().saturating_sub(CHIRP_SAMPLES)) {
+            let window = &listener.samples[index..index + CHIRP_SAMPLES];
+            let dot: f64 = window
+                .iter()
+                .zip(&chirp)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            if best.is_none_or(|(value, _)| dot > value) {
+                best = Some((dot, index));
+            }
+        }
+        if let Some((value, index)) = best
+            && value > 0.0
+            && let Some(played_at) = sample_time(&listener.times, index, false)
+        {
+            found.push(played_at.saturating_duration_since(captured_at));
+        }
+        start += CHIRP_EVERY;
+    }
+    found
+}
+
+/// The process's user + system CPU time so far.
+fn cpu_time() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("odd /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
+    // after the state (field 3).
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .context("no CPU times in /proc/self/stat")
+    };
+    Ok(Duration::from_secs_f64(
+        (ticks(11)? + ticks(12)?) / TICKS_PER_SECOND,
+    ))
+}
+
+async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
+    let server = ServerProcess::start(server_bin).await?;
+    let backend = Backend {
+        url: server.url.clone(),
+        anon_key: server.anon_key.clone(),
+    };
+    let result = measure(&backend, options).await;
+    let tail = server.stop().await;
+    let (latency, cpu_percent) =
+        result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))?;
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("\naudio latency and CPU benchmark ({build} build, loopback, no jitter)\n");
+    let metrics = vec![
+        Metric::new(
+            "latency_p50_ms",
+            "capture → playback callback, p50",
+            ms(latency.p50),
+            1,
+            "ms",
+        )
+        .at_most(LATENCY_TARGET_MS),
+        Metric::new(
+            "latency_max_ms",
+            "capture → playback callback, max",
+            ms(latency.max),
+            1,
+            "ms",
+        ),
+        Metric::new(
+            "latency_chirps",
+            "chirps found",
+            latency.count as f64,
+            0,
+            "",
+        ),
+        Metric::new(
+            "cpu_per_client_percent",
+            "CPU per client (both directions), of one core",
+            cpu_percent,
+            2,
+            "%",
+        )
+        .at_most(CPU_TARGET_PERCENT),
+    ];
+    print!("{}", report::render(&metrics));
+    Ok(())
+}
+
+async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summary, f64)> {
+    let talker = LoggingDevices::new(true);
+    let listener = LoggingDevices::new(false);
+    let (a, mut a_events) = session::start(backend, Arc::new(talker.clone()))?;
+    let (b, mut b_events) = session::start(backend, Arc::new(listener.clone()))?;
+    a.search().await?;
+    b.search().await?;
+    timeout(SETUP_TIMEOUT, async {
+        tokio::try_join!(
+            session::until_in_call(&mut a_events),
+            session::until_in_call(&mut b_events)
+        )
+    })
+    .await
+    .context("no call within the setup timeout")??;
+    let cpu_before = cpu_time()?;
+    let wall = Instant::now();
+    let stop = CancellationToken::new();
+    let drain = |mut events: tokio::sync::mpsc::Receiver<ClientEvent>, stop: CancellationToken| {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return events,
+                    event = events.recv() => if event.is_none() { return events },
+                }
+            }
+        })
+    };
+    let a_drain = drain(a_events, stop.clone());
+    let b_drain = drain(b_events, stop.clone());
+    tokio::time::sleep(Duration::from_secs(options.seconds)).await;
+    let cpu = cpu_time()? - cpu_before;
+    let elapsed = wall.elapsed();
+    stop.cancel();
+    let (a_events, b_events) = (a_drain.await?, b_drain.await?);
+    let _ = a.hang_up().await;
+    let _ = b.hang_up().await;
+    let _ = tokio::join!(
+        session::stop(a, a_events, |_| {}),
+        session::stop(b, b_events, |_| {})
+    );
+    let found = latencies(&lock(&talker.capture), &lock(&listener.playback));
+    let summary = Summary::of(found).context("no chirp was heard")?;
+    let cpu_percent = cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0 / 2.0;
+    Ok((summary, cpu_percent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A playback log that is the capture log shifted by `delay`.
+    fn logs(delay_samples: usize) -> (Log, Log) {
+        let start = Instant::now();
+        let chunks = 300;
+        let times: Vec<Instant> = (0..chunks)
+            .map(|i| start + Duration::from_millis(10 * i as u64))
+            .collect();
+        let chirp = chirp();
+        let mut signal = vec![0i16; chunks * PULL_SAMPLES];
+        let mut at = FIRST_CHIRP;
+        while at + CHIRP_SAMPLES <= signal.len() {
+            signal[at..at + CHIRP_SAMPLES].copy_from_slice(&chirp);
+            at += CHIRP_EVERY;
+        }
+        let mut played = vec![0i16; delay_samples];
+        played.extend_from_slice(&signal);
+        played.truncate(signal.len());
+        (
+            Log {
+                times: times.clone(),
+                samples: signal,
+            },
+            Log {
+                times,
+                samples: played,
+            },
+        )
+    }
+
+    #[test]
+    fn latency_is_found_by_correlation() {
+        // Played 1,440 samples (30 ms) later in the stream; the capture
+        // callback delivers 10 ms after recording: 40 ms in all.
+        let (talker, listener) = logs(1440);
+        let found = latencies(&talker, &listener);
+        assert!(found.len() >= 4, "{found:?}");
+        for latency in found {
+            let ms = latency.as_secs_f64() * 1000.0;
+            assert!((ms - 40.0).abs() < 0.1, "{ms} ms");
+        }
+    }
+}
