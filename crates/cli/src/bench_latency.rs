@@ -53,6 +53,7 @@ USAGE:
 OPTIONS:
     --server-bin PATH   voicemeet-server binary [default: next to this executable]
     --seconds N         how long the call runs [default: 12]
+    --no-processing     echo cancellation, noise suppression, gain control off
     -h, --help          print this help
 
 Build in release for real numbers:
@@ -87,6 +88,8 @@ pub struct Options {
     pub server_bin: Option<PathBuf>,
     /// How long the call runs.
     pub seconds: u64,
+    /// Echo cancellation, noise suppression and gain control on.
+    pub processing: bool,
 }
 
 /// What the command line asked for.
@@ -108,12 +111,17 @@ impl Options {
         let mut options = Self {
             server_bin: None,
             seconds: DEFAULT_SECONDS,
+            processing: true,
         };
         while let Some(flag) = args.next_flag() {
             let name = flag.name.clone();
             match name.as_str() {
                 "-h" | "--help" => return Ok(Parsed::Help),
                 "--server-bin" => options.server_bin = Some(PathBuf::from(args.value(flag)?)),
+                "--no-processing" => {
+                    args.switch(flag)?;
+                    options.processing = false;
+                }
                 "--seconds" => {
                     let value = args.value(flag)?;
                     options.seconds = args::count(&name, &value, 3, "at least 3 seconds")?;
@@ -166,6 +174,7 @@ struct Log {
 /// Timer-driven stand-ins for sound cards that log their callbacks.
 #[derive(Clone)]
 struct LoggingDevices {
+    processing: ProcessingSettings,
     /// The talker captures chirps; the listener captures silence.
     talks: bool,
     capture: Arc<Mutex<Log>>,
@@ -173,8 +182,9 @@ struct LoggingDevices {
 }
 
 impl LoggingDevices {
-    fn new(talks: bool) -> Self {
+    fn new(talks: bool, processing: ProcessingSettings) -> Self {
         Self {
+            processing,
             talks,
             capture: Arc::default(),
             playback: Arc::default(),
@@ -209,8 +219,7 @@ fn devices_thread(devices: &LoggingDevices, call: CallAudio) {
         playout,
         cancel,
     } = call;
-    let (mut capture, mut render, _control) =
-        chains(capture, playout, ProcessingSettings::default());
+    let (mut capture, mut render, _control) = chains(capture, playout, devices.processing);
     let chirp = chirp();
     let period = Duration::from_millis(10);
     let mut captured = vec![0i16; PULL_SAMPLES];
@@ -376,8 +385,13 @@ async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
 }
 
 async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summary, f64)> {
-    let talker = LoggingDevices::new(true);
-    let listener = LoggingDevices::new(false);
+    let processing = if options.processing {
+        ProcessingSettings::ALL_ON
+    } else {
+        ProcessingSettings::ALL_OFF
+    };
+    let talker = LoggingDevices::new(true, processing);
+    let listener = LoggingDevices::new(false, processing);
     let (a, mut a_events) = session::start(backend, Arc::new(talker.clone()))?;
     let (b, mut b_events) = session::start(backend, Arc::new(listener.clone()))?;
     a.search().await?;
