@@ -259,9 +259,11 @@ fn plays_at_the_output_devices_clock() {
             stats.ring_underruns - settled.ring_underruns
         );
         assert!((per_second - 100.0).abs() < 2.0, "{per_second} calls/s");
-        // A scheduling hiccup on a loaded machine may cost one; more is a bug.
+        // Scheduling hiccups on a loaded 2-core machine cost a few (CI saw
+        // 3 in 3 s with other tests running); a steady shortfall would be
+        // one every period, hundreds.
         assert!(
-            stats.ring_underruns - settled.ring_underruns <= 1,
+            stats.ring_underruns - settled.ring_underruns <= 5,
             "{stats:?}"
         );
         assert!(

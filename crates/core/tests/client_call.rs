@@ -266,3 +266,71 @@ async fn a_call_outlives_its_access_tokens() {
     let heard = tone_energy_fraction(&at_alice, SAMPLE_RATE, 660.0);
     assert!(heard > 0.8, "alice still hears bob: {heard:.3}");
 }
+
+/// Mute stops sending speech, not just the meter: the stranger hears
+/// silence while packets keep coming at the same pace and size (CBR), and
+/// hears the tone again after unmuting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_sends_silence_in_packets_of_the_same_size() {
+    let server = common::start(common::test_config()).await;
+    let mut alice = stranger(&server, 440.0);
+    let mut bob = stranger(&server, 660.0);
+    alice.client.search().await.expect("search");
+    bob.client.search().await.expect("search");
+    wait_for_state(&mut alice, |s| *s == CallState::InCall).await;
+    wait_for_state(&mut bob, |s| *s == CallState::InCall).await;
+    let before = wait_for_audio(&bob.heard, bob.heard.len()).await;
+    assert!(tone_energy_fraction(&before, SAMPLE_RATE, 440.0) > 0.8);
+    let talking = next_sent(&mut alice, |sent| sent.frames > 50).await;
+
+    alice.client.set_muted(true).await.expect("mute");
+    // Let what was sent before the mute play out.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let muted = wait_for_audio(&bob.heard, bob.heard.len()).await;
+    let peak = muted.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    assert!(
+        peak < 200,
+        "bob still hears alice while she is muted (peak {peak})"
+    );
+
+    // Alice's packets kept flowing, as large as before: constant bitrate,
+    // so muting does not show on the wire.
+    let sent = next_sent(&mut alice, |sent| sent.muted_frames > 20).await;
+    let size = |bytes: u64, frames: u64| bytes as f64 / frames.max(1) as f64;
+    let talking_size = size(talking.bytes, talking.frames);
+    let muted_size = size(sent.bytes - talking.bytes, sent.frames - talking.frames);
+    assert!(
+        (talking_size - muted_size).abs() < 1.0,
+        "packets of {talking_size:.1} bytes talking, {muted_size:.1} muted"
+    );
+    assert!(sent.frames > sent.muted_frames, "{sent:?}");
+    assert_eq!(sent.write_errors, 0, "{sent:?}");
+
+    alice.client.set_muted(false).await.expect("unmute");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = wait_for_audio(&bob.heard, bob.heard.len()).await;
+    assert!(
+        tone_energy_fraction(&after, SAMPLE_RATE, 440.0) > 0.8,
+        "bob hears alice again after she unmutes"
+    );
+}
+
+/// The next quality report whose send side passes `wanted`.
+async fn next_sent(
+    who: &mut Stranger,
+    wanted: impl Fn(&voicemeet_core::audio::SendStats) -> bool,
+) -> voicemeet_core::audio::SendStats {
+    tokio::time::timeout(STEP_TIMEOUT, async {
+        loop {
+            match who.events.recv().await {
+                Some(ClientEvent::Quality(quality)) if wanted(&quality.sent) => {
+                    return quality.sent;
+                }
+                Some(_) => {}
+                None => panic!("the client stopped"),
+            }
+        }
+    })
+    .await
+    .expect("a quality report in time")
+}
