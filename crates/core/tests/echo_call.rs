@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use voicemeet_core::audio::{
     AudioIo, AudioSink, AudioSource, CallAudio, FileSource, MemorySink, PULL_SAMPLES, PacedIo,
-    ProcessingSettings, SAMPLE_RATE, chains,
+    ProcessingSettings, chains,
 };
 use voicemeet_core::proto::call::CallState;
 use voicemeet_core::{Client, ClientConfig, ClientEvent, Error};
@@ -49,8 +49,8 @@ impl PacedIo for Talker {
     }
 }
 
-/// A streaming echo path: a delay line and a short, decaying, seeded
-/// reverberation tail.
+/// A streaming echo path: the room of `speech::room_echo`, sample by
+/// sample.
 struct EchoPath {
     taps: Vec<(usize, f32)>,
     history: VecDeque<f32>,
@@ -58,20 +58,7 @@ struct EchoPath {
 
 impl EchoPath {
     fn new() -> Self {
-        let mut rng = speech::Rng::new(11);
-        let delay = (ECHO_DELAY_MS / 1000.0 * SAMPLE_RATE as f32) as usize;
-        let mut taps = vec![(delay, 1.0f32)];
-        for _ in 0..24 {
-            let t_ms = rng.between(0.5, 30.0);
-            let sign = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
-            let offset = (t_ms / 1000.0 * SAMPLE_RATE as f32) as usize;
-            taps.push((delay + offset, sign * 0.6 * (-t_ms / 6.0).exp()));
-        }
-        let norm = taps.iter().map(|(_, a)| a * a).sum::<f32>().sqrt();
-        let gain = 10f32.powf(ECHO_GAIN_DB / 20.0) / norm;
-        for tap in &mut taps {
-            tap.1 *= gain;
-        }
+        let taps = speech::room_taps(ECHO_DELAY_MS, ECHO_GAIN_DB, 11);
         let longest = taps.iter().map(|(offset, _)| *offset).max().unwrap_or(0);
         Self {
             taps,

@@ -140,6 +140,25 @@ pub fn noise(seconds: f32, level_dbfs: f32, seed: u64) -> Vec<f32> {
 /// decaying with a 6 ms time constant, the whole path `gain_db` loud
 /// (energy gain), plus a -70 dBFS noise floor.
 pub fn room_echo(far: &[f32], delay_ms: f32, gain_db: f32, seed: u64) -> Vec<f32> {
+    let taps = room_taps(delay_ms, gain_db, seed);
+    let floor = noise(far.len() as f32 / RATE as f32 + 1.0, -70.0, seed ^ 0xEC40);
+    (0..far.len())
+        .map(|n| {
+            let echo: f32 = taps
+                .iter()
+                .filter(|(offset, _)| n >= *offset)
+                .map(|(offset, a)| a * far[n - offset])
+                .sum();
+            echo + floor[n]
+        })
+        .collect()
+}
+
+/// The impulse response of [`room_echo`]'s room, as (delay in samples,
+/// gain) taps: the direct sound `delay_ms` later and 24 reflections over
+/// the next 30 ms decaying with a 6 ms time constant, scaled so the whole
+/// path is `gain_db` loud (energy gain).
+pub fn room_taps(delay_ms: f32, gain_db: f32, seed: u64) -> Vec<(usize, f32)> {
     let mut rng = Rng::new(seed);
     let delay = (delay_ms / 1000.0 * RATE as f32) as usize;
     let mut taps = vec![(0usize, 1.0f32)];
@@ -153,16 +172,8 @@ pub fn room_echo(far: &[f32], delay_ms: f32, gain_db: f32, seed: u64) -> Vec<f32
     }
     let norm = taps.iter().map(|(_, a)| a * a).sum::<f32>().sqrt();
     let gain = 10f32.powf(gain_db / 20.0) / norm;
-    let floor = noise(far.len() as f32 / RATE as f32 + 1.0, -70.0, seed ^ 0xEC40);
-    (0..far.len())
-        .map(|n| {
-            let echo: f32 = taps
-                .iter()
-                .filter(|(offset, _)| n >= delay + offset)
-                .map(|(offset, a)| a * far[n - delay - offset])
-                .sum();
-            echo * gain + floor[n]
-        })
+    taps.iter()
+        .map(|&(offset, a)| (delay + offset, a * gain))
         .collect()
 }
 
