@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use voicemeet_core::audio::{
     AudioIo, CallAudio, PULL_SAMPLES, ProcessingSettings, SAMPLE_RATE, chains,
@@ -392,18 +392,12 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summar
     };
     let talker = LoggingDevices::new(true, processing);
     let listener = LoggingDevices::new(false, processing);
-    let (a, mut a_events) = session::start(backend, Arc::new(talker.clone()))?;
-    let (b, mut b_events) = session::start(backend, Arc::new(listener.clone()))?;
-    a.search().await?;
-    b.search().await?;
-    timeout(SETUP_TIMEOUT, async {
-        tokio::try_join!(
-            session::until_in_call(&mut a_events),
-            session::until_in_call(&mut b_events)
-        )
-    })
-    .await
-    .context("no call within the setup timeout")??;
+    let [(a, a_events), (b, b_events)] = session::connect_pair(
+        backend,
+        [Arc::new(talker.clone()), Arc::new(listener.clone())],
+        SETUP_TIMEOUT,
+    )
+    .await?;
     let cpu_before = cpu_time()?;
     let wall = Instant::now();
     let stop = CancellationToken::new();
@@ -424,12 +418,7 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summar
     let elapsed = wall.elapsed();
     stop.cancel();
     let (a_events, b_events) = (a_drain.await?, b_drain.await?);
-    let _ = a.hang_up().await;
-    let _ = b.hang_up().await;
-    let _ = tokio::join!(
-        session::stop(a, a_events, |_| {}),
-        session::stop(b, b_events, |_| {})
-    );
+    session::hang_up_pair([(a, a_events), (b, b_events)]).await;
     let found = latencies(&lock(&talker.capture), &lock(&listener.playback));
     let summary = Summary::of(found).context("no chirp was heard")?;
     let cpu_percent = cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0 / 2.0;

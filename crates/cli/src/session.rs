@@ -106,3 +106,40 @@ pub async fn until_in_call(events: &mut mpsc::Receiver<ClientEvent>) -> anyhow::
         }
     }
 }
+
+/// Two engine clients that search at once, once both are in the call
+/// (within `within`): the benchmarks' two strangers.
+pub type Pair = [(Client, mpsc::Receiver<ClientEvent>); 2];
+
+/// Starts two clients, has both search, and waits until both are in the
+/// call.
+///
+/// # Errors
+/// A client that cannot start or search, a call that ends before it
+/// begins, or no call within `within`.
+pub async fn connect_pair(
+    backend: &Backend,
+    audio: [Arc<dyn AudioIo>; 2],
+    within: Duration,
+) -> anyhow::Result<Pair> {
+    let [a_audio, b_audio] = audio;
+    let (a, mut a_events) = start(backend, a_audio)?;
+    let (b, mut b_events) = start(backend, b_audio)?;
+    a.search().await?;
+    b.search().await?;
+    tokio::time::timeout(within, async {
+        tokio::try_join!(until_in_call(&mut a_events), until_in_call(&mut b_events))
+    })
+    .await
+    .context("no call within the setup timeout")??;
+    Ok([(a, a_events), (b, b_events)])
+}
+
+/// Both hang up, then both engines are stopped (within
+/// [`ENGINE_STOP_TIMEOUT`]); what goes wrong on the way no longer matters.
+pub async fn hang_up_pair(pair: Pair) {
+    let [(a, a_events), (b, b_events)] = pair;
+    let _ = a.hang_up().await;
+    let _ = b.hang_up().await;
+    let _ = tokio::join!(stop(a, a_events, |_| {}), stop(b, b_events, |_| {}));
+}

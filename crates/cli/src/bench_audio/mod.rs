@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tokio::process::Command;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 use voicemeet_core::audio::{
     AudioSink, AudioSource, FileSource, MemorySink, PacedIo, SAMPLE_RATE, SilenceSource,
     WavFileSink,
@@ -547,18 +547,7 @@ async fn call(
     let listener: Arc<dyn AudioIo> = Arc::new(Listener {
         heard: heard.clone(),
     });
-    let (a, mut a_events) = session::start(backend, talker)?;
-    let (b, mut b_events) = session::start(backend, listener)?;
-    a.search().await?;
-    b.search().await?;
-    timeout(SETUP_TIMEOUT, async {
-        tokio::try_join!(
-            session::until_in_call(&mut a_events),
-            session::until_in_call(&mut b_events)
-        )
-    })
-    .await
-    .context("no call within the setup timeout")??;
+    let mut pair = session::connect_pair(backend, [talker, listener], SETUP_TIMEOUT).await?;
     let started = Instant::now();
     let bytes_before = stage.counters.bytes.load(Ordering::Relaxed);
     let datagrams_before = stage.counters.datagrams.load(Ordering::Relaxed);
@@ -581,9 +570,8 @@ async fn call(
         }
         last
     };
-    if let (Some(talker), Some(listener)) =
-        (last_quality(&mut a_events), last_quality(&mut b_events))
-    {
+    let [(_, a_events), (_, b_events)] = &mut pair;
+    if let (Some(talker), Some(listener)) = (last_quality(a_events), last_quality(b_events)) {
         let j = &listener.received.jitter;
         progress(format_args!(
             "talker sends {:?} (reported loss {:?}/256); listener buffer {:.1} ms (target {:.1}), \
@@ -602,11 +590,6 @@ async fn call(
             j.expanded_ms,
         ));
     }
-    let _ = a.hang_up().await;
-    let _ = b.hang_up().await;
-    let _ = tokio::join!(
-        session::stop(a, a_events, |_| {}),
-        session::stop(b, b_events, |_| {})
-    );
+    session::hang_up_pair(pair).await;
     Ok((recording, kbps))
 }
