@@ -149,6 +149,17 @@ async fn call_and_hang_up(server: &voicemeet_server::RunningServer, relay_ip: Ip
         "alice does not hear herself"
     );
 
+    // Each stream started when the call connected and afresh at most once
+    // more, when the stranger's first packet showed they could decrypt it
+    // (a decoder joining midway would start muffled).
+    for who in [&mut alice, &mut bob] {
+        let sent = next_sent(who, |sent| sent.frames > 0).await;
+        assert!(
+            (1..=2).contains(&sent.fresh_starts),
+            "fresh starts: {sent:?}"
+        );
+    }
+
     assert_only_relay_addresses(&mut relayed, relay_ip);
 
     alice.client.hang_up().await.expect("hang up");

@@ -71,13 +71,41 @@ pub fn goertzel_power(samples: &[i16], sample_rate: u32, freq: f64) -> f64 {
 /// How much of the buffer's energy is a sine at `freq`: about 1 for a pure
 /// tone at that frequency, about 0 for another tone or noise. 0 for
 /// silence.
+///
+/// Measured in blocks of [`TONE_BLOCK_SECONDS`], each block's tone power
+/// weighted by its length: received audio legitimately jumps in phase
+/// where a jitter buffer splices out a pitch period, conceals a frame or
+/// an output device underruns, and a single transform over the whole
+/// buffer would let the parts before and after such a jump cancel. Here a
+/// jump costs only the block it falls in, and silent gaps count for
+/// nothing either way.
 pub fn tone_energy_fraction(samples: &[i16], sample_rate: u32, freq: f64) -> f64 {
-    let total = mean_square(samples);
+    let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
     if total <= 0.0 {
         return 0.0;
     }
-    goertzel_power(samples, sample_rate, freq) / total
+    let block = ((f64::from(sample_rate) * TONE_BLOCK_SECONDS) as usize).max(1);
+    // The remainder joins the last block rather than forming a scrap too
+    // short to resolve the tone.
+    let blocks = (samples.len() / block).max(1);
+    let tone: f64 = (0..blocks)
+        .map(|i| {
+            let end = if i + 1 == blocks {
+                samples.len()
+            } else {
+                (i + 1) * block
+            };
+            let part = &samples[i * block..end];
+            goertzel_power(part, sample_rate, freq) * part.len() as f64
+        })
+        .sum();
+    tone / total
 }
+
+/// Block length of [`tone_energy_fraction`]: 50 ms resolves tones 20 Hz
+/// apart, and holds a whole number of periods of the test tones (440 and
+/// 660 Hz), so each block measures them without leakage.
+pub const TONE_BLOCK_SECONDS: f64 = 0.05;
 
 /// The strongest frequency between [`MIN_DETECTED_HZ`] and
 /// [`MAX_DETECTED_HZ`], to within a fraction of a hertz for a steady tone
@@ -186,10 +214,31 @@ mod tests {
         assert!(tone_energy_fraction(&tone, RATE, 660.0) < 0.01);
         assert!(tone_energy_fraction(&noise(8000.0, 48_000), RATE, 440.0) < 0.01);
         assert_eq!(tone_energy_fraction(&[0; 100], RATE, 440.0), 0.0);
+        // Shorter than a block, and a remainder after whole blocks.
+        let short = tone_energy_fraction(&tone[..1000], RATE, 440.0);
+        assert!((short - 1.0).abs() < 0.05, "{short}");
+        let ragged = tone_energy_fraction(&tone[..10_000], RATE, 440.0);
+        assert!((ragged - 1.0).abs() < 0.01, "{ragged}");
         let power = goertzel_power(&tone, RATE, 440.0);
         assert!(
             (power / (8000.0f64.powi(2) / 2.0) - 1.0).abs() < 0.01,
             "{power}"
         );
+    }
+
+    /// What a jitter buffer's splice, a concealed frame or a device
+    /// underrun does to a tone: its phase jumps, or a few ms go silent. The
+    /// tone is still all that is heard.
+    #[test]
+    fn energy_fraction_survives_phase_jumps_and_gaps() {
+        let mut heard = sine(440.0, 8000.0, 24_000);
+        // Half a period ahead from the middle on: a whole-buffer transform
+        // would see the halves cancel.
+        let shifted = sine(440.0, 8000.0, 24_000 + 55);
+        heard[12_000..].copy_from_slice(&shifted[12_000 + 55..]);
+        heard[6_000..6_480].fill(0);
+        let at = tone_energy_fraction(&heard, RATE, 440.0);
+        assert!(at > 0.9, "{at}");
+        assert!(tone_energy_fraction(&heard, RATE, 660.0) < 0.05);
     }
 }
