@@ -310,4 +310,46 @@ mod tests {
             "empty packets go through conceal"
         );
     }
+
+    /// Why the send path starts its stream afresh when the far end can
+    /// first hear it: Opus codes each frame against the ones before, so a
+    /// decoder that joins midway comes up slowly, and a fresh encoder's
+    /// next frame brings it to full level at once.
+    #[test]
+    fn a_decoder_joining_midway_ramps_up_until_a_fresh_start() {
+        let rms = |s: &[i16]| {
+            (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
+        };
+        // Decodes frames 25.. of a tone; the encoder starts afresh at
+        // `fresh`. Returns the ms until a 10 ms block is at 90 % of the
+        // level a second in.
+        let ramp = |fresh: Option<usize>| {
+            let mut source = ToneSource::new(660.0);
+            let mut encoder = OpusEncoder::new().expect("encoder");
+            let mut decoder = OpusDecoder::new().expect("decoder");
+            let mut frame = [0i16; FRAME_SAMPLES];
+            let mut heard = Vec::new();
+            for i in 0..75 {
+                source.read_frame(&mut frame);
+                if Some(i) == fresh {
+                    encoder = OpusEncoder::new().expect("encoder");
+                }
+                let packet = encoder.encode(&frame).expect("encode");
+                if i >= 25 {
+                    heard.extend_from_slice(decoder.decode(&packet).expect("decode"));
+                }
+            }
+            let full = rms(&heard[heard.len() - FRAME_SAMPLES..]);
+            10 * heard
+                .chunks(FRAME_SAMPLES / 2)
+                .position(|block| rms(block) >= 0.9 * full)
+                .expect("reaches full level")
+        };
+        let joined_midway = ramp(None);
+        assert!(joined_midway >= 70, "{joined_midway} ms");
+        // A fresh start with the decoder's first packet, or one frame
+        // later (the far end heard one packet of the old stream).
+        assert!(ramp(Some(25)) <= 20, "{} ms", ramp(Some(25)));
+        assert!(ramp(Some(26)) <= 50, "{} ms", ramp(Some(26)));
+    }
 }

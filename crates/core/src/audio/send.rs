@@ -94,6 +94,12 @@ pub fn capture_queue() -> (FrameSender, mpsc::Receiver<CapturedFrame>) {
 pub struct SendStats {
     /// Frames encoded and handed to the peer.
     pub frames: u64,
+    /// Frames captured before the connection first came up: not encoded,
+    /// since they could not reach anyone.
+    pub unconnected_frames: u64,
+    /// Times the encoder started a fresh stream (see
+    /// [`LocalAudio::stream_starts`]).
+    pub fresh_starts: u64,
     /// Frames encoded while muted (sent as silence).
     pub muted_frames: u64,
     /// RTP payload bytes handed to the peer (Opus plus RED).
@@ -153,10 +159,15 @@ pub async fn send_task(
     let mut settings = policy.settings();
     stats.settings = Some(settings);
     encoder.apply(settings.bitrate_bps, settings.fec_loss_percent)?;
-    let mut red = RedEncoder::new(OPUS_PAYLOAD_TYPE).map_err(|err| Error::Audio {
-        what: "red encoder",
-        detail: err.to_string(),
-    })?;
+    let new_red = || {
+        RedEncoder::new(OPUS_PAYLOAD_TYPE).map_err(|err| Error::Audio {
+            what: "red encoder",
+            detail: err.to_string(),
+        })
+    };
+    let mut red = new_red()?;
+    let starts = out.stream_starts();
+    let mut started = 0;
     let mut reports = out.reports();
     let (first_sequence, first_timestamp) = random_start();
     let mut payload = Vec::with_capacity(1024);
@@ -197,6 +208,24 @@ pub async fn send_task(
                 None => break,
             },
         };
+        // Opus codes each frame against the ones before it, so a decoder
+        // that joins a stream midway ramps up over ~300 ms: the first
+        // syllable of the call would come out muffled. Frames before the
+        // connection is up reach no one anyway, so the stream starts when
+        // it is up, and starts afresh (encoder and redundancy) whenever the
+        // far end may have missed its beginning.
+        let wanted = *starts.borrow();
+        if wanted == 0 {
+            stats.unconnected_frames += 1;
+            continue;
+        }
+        if wanted != started {
+            started = wanted;
+            encoder = OpusEncoder::new()?;
+            encoder.apply(settings.bitrate_bps, settings.fec_loss_percent)?;
+            red = new_red()?;
+            stats.fresh_starts += 1;
+        }
         let samples: &[i16] = if muted.load(Ordering::Relaxed) {
             stats.muted_frames += 1;
             silence.fill(0);

@@ -289,7 +289,8 @@ impl Peer {
         let (raw_tx, raw_rx) = mpsc::channel(RAW_EVENT_CAPACITY);
         let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
         let shared_generation = Arc::new(AtomicU32::new(0));
-        install_callbacks(&pc, &raw_tx, &shared_generation);
+        let (stream_starts_tx, stream_starts_rx) = watch::channel(0);
+        install_callbacks(&pc, &raw_tx, &shared_generation, &stream_starts_tx);
 
         let span = tracing::info_span!("peer", role = ?config.role);
         // The interceptors (RTCP reports) only run if the sender's RTCP is
@@ -344,6 +345,7 @@ impl Peer {
             local_audio: LocalAudio {
                 track,
                 reports: reports_rx,
+                stream_starts: stream_starts_rx,
             },
             raw_tx,
             cancel,
@@ -681,6 +683,7 @@ fn install_callbacks(
     pc: &RTCPeerConnection,
     raw_tx: &mpsc::Sender<Raw>,
     generation: &Arc<AtomicU32>,
+    stream_starts: &watch::Sender<u64>,
 ) {
     // Every callback ignores a failed send: it means the event task has
     // ended because the peer was closed.
@@ -703,15 +706,25 @@ fn install_callbacks(
         })
     }));
     let tx = raw_tx.clone();
+    let starts = stream_starts.clone();
     pc.on_peer_connection_state_change(Box::new(move |state: RTCPeerConnectionState| {
         let tx = tx.clone();
+        // Here rather than in the event task, so the audio sender learns
+        // of it without waiting behind other events.
+        if state == RTCPeerConnectionState::Connected {
+            starts.send_modify(|n| *n += 1);
+        }
         Box::pin(async move {
             let _ = tx.send(Raw::State(state)).await;
         })
     }));
     let tx = raw_tx.clone();
+    let starts = stream_starts.clone();
     pc.on_track(Box::new(move |track, _receiver, _transceiver| {
         let tx = tx.clone();
+        // The far end's first packet: it has its keys now, so it can
+        // decrypt ours too, which it may not have when we connected first.
+        starts.send_modify(|n| *n += 1);
         Box::pin(async move {
             let _ = tx.send(Raw::Track(track)).await;
         })
@@ -834,6 +847,7 @@ fn reception_reports(
 pub struct LocalAudio {
     track: Arc<TrackLocalStaticRTP>,
     reports: watch::Receiver<Option<RemoteReport>>,
+    stream_starts: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for LocalAudio {
@@ -879,6 +893,16 @@ impl LocalAudio {
     /// until the first one arrives (about a second into the call).
     pub fn reports(&self) -> watch::Receiver<Option<RemoteReport>> {
         self.reports.clone()
+    }
+
+    /// A count bumped each time the audio should start a fresh stream, one
+    /// the far end's decoder can pick up from its first packet: when the
+    /// connection comes up (again), and when the far end's first packet
+    /// arrives (proof that it can now decrypt ours; the side that connects
+    /// first sends a few packets the other cannot yet). 0 while the
+    /// connection has never been up: packets would go nowhere.
+    pub fn stream_starts(&self) -> watch::Receiver<u64> {
+        self.stream_starts.clone()
     }
 }
 
