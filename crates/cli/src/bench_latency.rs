@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use voicemeet_core::audio::{
     AudioIo, CallAudio, PULL_SAMPLES, ProcessingSettings, SAMPLE_RATE, chains,
 };
+use voicemeet_core::proto::jitter::JitterStats;
 use voicemeet_core::{ClientEvent, Error};
 
 use crate::args::{self, Args, Backend, OptionsError};
@@ -340,15 +341,18 @@ async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
     };
     let result = measure(&backend, options).await;
     let tail = server.stop().await;
-    let (latency, cpu_percent) =
-        result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))?;
+    let Measured {
+        latency,
+        cpu_percent,
+        jitter,
+    } = result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))?;
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {
         "release"
     };
     println!("\naudio latency and CPU benchmark ({build} build, loopback, no jitter)\n");
-    let metrics = vec![
+    let mut metrics = vec![
         Metric::new(
             "latency_p50_ms",
             "capture → playback callback, p50",
@@ -380,11 +384,36 @@ async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
         )
         .at_most(CPU_TARGET_PERCENT),
     ];
+    if let Some(jitter) = jitter {
+        metrics.extend([
+            Metric::new(
+                "jitter_buffer_delay_ms",
+                "of which the listener's jitter buffer",
+                jitter.delay_ms,
+                1,
+                "ms",
+            ),
+            Metric::new(
+                "jitter_buffer_target_ms",
+                "its target",
+                jitter.target_delay_ms,
+                1,
+                "ms",
+            ),
+            Metric::new(
+                "jitter_buffer_stretched_ms",
+                "audio it stretched (accelerate + expand)",
+                jitter.accelerated_ms + jitter.expanded_ms,
+                1,
+                "ms",
+            ),
+        ]);
+    }
     print!("{}", report::render(&metrics));
     Ok(())
 }
 
-async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summary, f64)> {
+async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<Measured> {
     let processing = if options.processing {
         ProcessingSettings::ALL_ON
     } else {
@@ -401,12 +430,19 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summar
     let cpu_before = cpu_time()?;
     let wall = Instant::now();
     let stop = CancellationToken::new();
+    // Keeps each side's latest quality report: the listener's says where
+    // the jitter buffer's share of the latency stands.
     let drain = |mut events: tokio::sync::mpsc::Receiver<ClientEvent>, stop: CancellationToken| {
         tokio::spawn(async move {
+            let mut quality = None;
             loop {
                 tokio::select! {
-                    () = stop.cancelled() => return events,
-                    event = events.recv() => if event.is_none() { return events },
+                    () = stop.cancelled() => return (events, quality),
+                    event = events.recv() => match event {
+                        Some(ClientEvent::Quality(latest)) => quality = Some(latest),
+                        Some(_) => {}
+                        None => return (events, quality),
+                    },
                 }
             }
         })
@@ -417,12 +453,24 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<(Summar
     let cpu = cpu_time()? - cpu_before;
     let elapsed = wall.elapsed();
     stop.cancel();
-    let (a_events, b_events) = (a_drain.await?, b_drain.await?);
+    let ((a_events, _), (b_events, heard)) = (a_drain.await?, b_drain.await?);
     session::hang_up_pair([(a, a_events), (b, b_events)]).await;
     let found = latencies(&lock(&talker.capture), &lock(&listener.playback));
     let summary = Summary::of(found).context("no chirp was heard")?;
     let cpu_percent = cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0 / 2.0;
-    Ok((summary, cpu_percent))
+    Ok(Measured {
+        latency: summary,
+        cpu_percent,
+        jitter: heard.map(|quality| quality.received.jitter),
+    })
+}
+
+/// What one bench call measured.
+struct Measured {
+    latency: Summary,
+    cpu_percent: f64,
+    /// The listener's jitter buffer at its last report.
+    jitter: Option<JitterStats>,
 }
 
 #[cfg(test)]
