@@ -4,6 +4,16 @@
 use std::fmt;
 use std::time::Duration;
 
+/// What a subcommand's command line asked for: run with these options,
+/// or print the subcommand's usage.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// Run with the options.
+    Run(T),
+    /// Print the usage.
+    Help,
+}
+
 /// A command line that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptionsError {

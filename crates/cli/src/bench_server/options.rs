@@ -37,13 +37,7 @@ A quick smoke run: --connections 200 --users 200 --room-users 100
 ";
 
 /// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// Run the benchmark.
-    Run(Options),
-    /// Print [`USAGE`].
-    Help,
-}
+pub type Parsed = crate::args::Parsed<Options>;
 
 /// The benchmark parts, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,13 +73,7 @@ pub struct Options {
 }
 
 /// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// Run the benchmark.
-    Run(Options),
-    /// Print [`USAGE`].
-    Help,
-}
+pub type Parsed = crate::args::Parsed<Options>;
 
 impl Options {
     /// Parses the arguments after `bench-setup`.

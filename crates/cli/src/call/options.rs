@@ -72,13 +72,7 @@ pub struct Options {
 }
 
 /// What the command line asked for.
-#[derive(Debug, PartialEq)]
-pub enum Parsed {
-    /// Make the call.
-    Run(Options),
-    /// Print [`USAGE`].
-    Help,
-}
+pub type Parsed = crate::args::Parsed<Options>;
 
 impl Options {
     /// Parses the arguments after `call`, reading the backend from `env`

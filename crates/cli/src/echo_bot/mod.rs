@@ -63,13 +63,7 @@ pub struct Options {
 }
 
 /// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// Run the bot.
-    Run(Options),
-    /// Print [`USAGE`].
-    Help,
-}
+pub type Parsed = crate::args::Parsed<Options>;
 
 impl Options {
     /// Parses the arguments after `echo-bot`, reading the backend from
