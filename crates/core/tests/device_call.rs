@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use pulse::{World, isolated};
 use tokio::sync::mpsc;
+use voicemeet_core::ClientEvent;
 use voicemeet_core::audio::device::{DeviceConfig, DeviceEvent, DeviceId};
 use voicemeet_core::audio::{
     AudioIo as _, DeviceAudio, DeviceAudioConfig, ProcessingSettings, dominant_frequency,
     tone_energy_fraction,
 };
 use voicemeet_core::proto::call::CallState;
-use voicemeet_core::{Client, ClientConfig, ClientEvent};
 
 /// Bound for call setup and first audio (milliseconds on loopback).
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -66,31 +66,27 @@ async fn until(events: &mut mpsc::Receiver<ClientEvent>, want: fn(&ClientEvent) 
     .expect("within the step timeout");
 }
 
+/// The child process's runtime: two workers, as the app's would have.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 #[test]
 fn two_strangers_talk_through_real_devices() {
     isolated(
         "two_strangers_talk_through_real_devices",
         World::Pulse,
         |audio| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
+            runtime().block_on(async {
                 let server = common::start(common::test_config()).await;
                 let (a_audio, mut a_devices) = devices("alsa:vm_mic_a", "alsa:vm_speaker_b");
                 let (b_audio, mut b_devices) = devices("alsa:vm_mic_b", "alsa:default");
-                let (a, mut a_events) = Client::start(ClientConfig::new(
-                    common::backend_config(&server),
-                    Arc::new(a_audio.clone()),
-                ))
-                .expect("a");
-                let (b, mut b_events) = Client::start(ClientConfig::new(
-                    common::backend_config(&server),
-                    Arc::new(b_audio.clone()),
-                ))
-                .expect("b");
+                let (a, mut a_events) = common::client(&server, Arc::new(a_audio.clone()));
+                let (b, mut b_events) = common::client(&server, Arc::new(b_audio.clone()));
                 a.search().await.expect("search");
                 b.search().await.expect("search");
                 let first_audio = |e: &ClientEvent| matches!(e, ClientEvent::FirstAudio);
@@ -160,12 +156,7 @@ fn the_end_of_one_call_leaves_the_next_calls_devices_running() {
         "the_end_of_one_call_leaves_the_next_calls_devices_running",
         World::Pulse,
         |_| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
+            runtime().block_on(async {
                 let (devices, _events) = devices("alsa:vm_mic_a", "alsa:default");
                 let start = || {
                     let (capture, _frames) = voicemeet_core::audio::capture_queue();

@@ -20,7 +20,7 @@ use voicemeet_core::audio::{
     ProcessingSettings, chains,
 };
 use voicemeet_core::proto::call::CallState;
-use voicemeet_core::{Client, ClientConfig, ClientEvent, Error};
+use voicemeet_core::{ClientEvent, Error};
 
 /// Bound for call setup on loopback (milliseconds in practice).
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -155,13 +155,8 @@ async fn call(processing: ProcessingSettings) -> (Vec<i16>, Vec<i16>) {
         processing,
         mic: Arc::default(),
     };
-    let (a, mut a_events) =
-        Client::start(ClientConfig::new(common::backend_config(&server), talker)).expect("a");
-    let (b, mut b_events) = Client::start(ClientConfig::new(
-        common::backend_config(&server),
-        Arc::new(room.clone()),
-    ))
-    .expect("b");
+    let (a, mut a_events) = common::client(&server, talker);
+    let (b, mut b_events) = common::client(&server, Arc::new(room.clone()));
     a.search().await.expect("search");
     b.search().await.expect("search");
     until_in_call(&mut a_events).await;

@@ -48,6 +48,21 @@ pub fn backend(server: &RunningServer) -> BackendClient {
     BackendClient::new(backend_config(server)).expect("valid backend config")
 }
 
+/// A `Client` of `server` with `audio` as its sound card.
+pub fn client(
+    server: &RunningServer,
+    audio: std::sync::Arc<dyn voicemeet_core::AudioIo>,
+) -> (
+    voicemeet_core::Client,
+    tokio::sync::mpsc::Receiver<voicemeet_core::ClientEvent>,
+) {
+    voicemeet_core::Client::start(voicemeet_core::ClientConfig::new(
+        backend_config(server),
+        audio,
+    ))
+    .expect("client starts")
+}
+
 pub fn backend_config(server: &RunningServer) -> BackendConfig {
     BackendConfig::new(server.url.clone(), server.anon_key.clone())
 }
