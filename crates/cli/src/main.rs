@@ -30,6 +30,7 @@ mod report;
 mod server_process;
 mod session;
 mod signals;
+mod stall;
 mod stats;
 
 use std::io::IsTerminal as _;

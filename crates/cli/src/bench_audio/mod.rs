@@ -36,6 +36,7 @@ use crate::report::{self, Metric};
 use crate::server_process::{self, ServerProcess, format_tail};
 use crate::session;
 use crate::signals::interrupted;
+use crate::stall::{StallWatch, Stalls};
 
 pub use impair::Loss;
 
@@ -59,7 +60,9 @@ OPTIONS:
     --out-dir DIR       keep the WAV files here [default: a temporary directory]
     --seed N            loss pattern seed [default: 1]
     --only KEY          run one condition: clean, random5, random10, random20, bursty10
-    --check             fail unless the quality goals are met
+    --check             fail unless the quality goals are met; a condition that misses
+                        is called once more, and up to 4 times in all while the machine
+                        paused for 15 ms or more during the calls that missed
     -h, --help          print this help
 
 Needs espeak-ng, and Python's numpy and pesq (scripts/test installs them).
@@ -78,6 +81,14 @@ const TAIL: Duration = Duration::from_millis(1500);
 /// Setting up a call on loopback takes milliseconds; this only turns a
 /// hang into an error.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// A machine pause this long shows up in a call as a jitter spike the
+/// benchmark did not inject: the jitter buffer's margin on a clean loopback
+/// is 5-10 ms, so a 15 ms pause conceals audio. A call that missed its goal
+/// with such a pause in it is made again (see [`MAX_CALLS`]).
+const MACHINE_PAUSE: Duration = Duration::from_millis(15);
+/// The most calls `--check` makes of one condition: the first, one more
+/// whatever spoilt it, and further ones only after machine pauses.
+const MAX_CALLS: usize = 4;
 /// IPv4 + UDP headers, added to every datagram's payload to count what a
 /// direction costs on the wire.
 const IP_UDP_HEADER_BYTES: u64 = 28;
@@ -212,6 +223,8 @@ struct Row {
     ours: f64,
     baseline: f64,
     kbps: f64,
+    /// How long the machine paused during the call.
+    stalls: Stalls,
 }
 
 async fn bench(server_bin: &Path, python: &Path, options: &Options) -> anyhow::Result<()> {
@@ -249,16 +262,24 @@ async fn bench(server_bin: &Path, python: &Path, options: &Options) -> anyhow::R
         // loss pattern (timing decides where a late copy or a stretch falls;
         // seen once in about ten runs at 10 % random loss: 3.15 against a
         // usual 3.6). With --check, a missed goal gets one more call, and
-        // both scores are printed.
-        if options.check && !check(std::slice::from_ref(&row)).is_empty() {
+        // more (up to MAX_CALLS) while the missed calls were spoilt by the
+        // machine pausing; every score is printed.
+        let mut calls = 1;
+        while options.check && !check(std::slice::from_ref(&row)).is_empty() {
+            let spoilt = row.stalls.paused(MACHINE_PAUSE);
+            if calls >= MAX_CALLS || (calls >= 2 && !spoilt) {
+                break;
+            }
             progress(format_args!(
-                "{}: PESQ {:.2} missed its goal; calling once more",
+                "{}: PESQ {:.2} missed its goal ({}); calling again",
                 loss.label(),
-                row.ours
+                row.ours,
+                row.stalls
             ));
             row = condition(server_bin, python, &dir, &speech, loss, floor, seed)
                 .await
-                .with_context(|| format!("condition {} (again)", loss.label()))?;
+                .with_context(|| format!("condition {} (call {})", loss.label(), calls + 1))?;
+            calls += 1;
         }
         progress(format_args!(
             "{}: PESQ {:.2} (libopus {:.2}), {:.1} kbps",
@@ -493,7 +514,11 @@ async fn condition(
     };
     let result = call(&backend, speech, &stage).await;
     let tail = server.stop().await;
-    let (heard, kbps) = result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))?;
+    let Heard {
+        recording: heard,
+        kbps,
+        stalls,
+    } = result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))?;
     let rtp = stage.counters.rtp.load(Ordering::Relaxed);
     let dropped = stage.counters.dropped.load(Ordering::Relaxed);
     let rtp_bytes = stage.counters.rtp_bytes.load(Ordering::Relaxed);
@@ -522,17 +547,24 @@ async fn condition(
         ours,
         baseline,
         kbps,
+        stalls,
     })
 }
 
-/// One call: the talker plays the program, the listener records. Returns
-/// what the listener heard and the bandwidth per direction (kbps) while
-/// the call was up.
+/// What one call gave: what the listener heard, the bandwidth per
+/// direction (kbps) while the call was up, and how long the machine paused.
+struct Heard {
+    recording: Vec<i16>,
+    kbps: f64,
+    stalls: Stalls,
+}
+
+/// One call: the talker plays the program, the listener records.
 async fn call(
     backend: &Backend,
     speech: &[i16],
     stage: &impair::Impairment,
-) -> anyhow::Result<(Vec<i16>, f64)> {
+) -> anyhow::Result<Heard> {
     let mut program = silence(LEAD_IN);
     program.extend_from_slice(speech);
     program.extend(silence(TAIL));
@@ -542,6 +574,7 @@ async fn call(
         heard: heard.clone(),
     });
     let mut pair = session::connect_pair(backend, [talker, listener], SETUP_TIMEOUT).await?;
+    let watch = StallWatch::start();
     let started = Instant::now();
     let bytes_before = stage.counters.bytes.load(Ordering::Relaxed);
     let datagrams_before = stage.counters.datagrams.load(Ordering::Relaxed);
@@ -549,6 +582,7 @@ async fn call(
     // call was up; this covers all of it.
     let speech_time = Duration::from_secs_f64(speech.len() as f64 / f64::from(SAMPLE_RATE));
     tokio::time::sleep(LEAD_IN + speech_time + TAIL).await;
+    let stalls = watch.stop();
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = stage.counters.bytes.load(Ordering::Relaxed) - bytes_before;
     let datagrams = stage.counters.datagrams.load(Ordering::Relaxed) - datagrams_before;
@@ -568,13 +602,16 @@ async fn call(
     if let (Some(talker), Some(listener)) = (last_quality(a_events), last_quality(b_events)) {
         let j = &listener.received.jitter;
         progress(format_args!(
-            "talker sends {:?} (reported loss {:?}/256); listener buffer {:.1} ms (target {:.1}), \
+            "talker sends {:?} (reported loss {:?}/256, {} fresh stream starts); listener buffer \
+             {:.1} ms (target {:.1}), longest gap between packets {:.0} ms, \
              {} frames lost, {} rebuilt from RED, {} from FEC, {} late, {:.0} ms concealed, \
              {:.0} ms accelerated, {:.0} ms expanded",
             talker.sent.settings,
             talker.sent.remote_fraction_lost,
+            talker.sent.fresh_starts,
             j.delay_ms,
             j.target_delay_ms,
+            listener.received.counters.max_interarrival.as_secs_f64() * 1000.0,
             j.frames_lost,
             j.frames_recovered_red,
             j.frames_recovered_fec,
@@ -584,6 +621,11 @@ async fn call(
             j.expanded_ms,
         ));
     }
+    progress(format_args!("{stalls}"));
     session::hang_up_pair(pair).await;
-    Ok((recording, kbps))
+    Ok(Heard {
+        recording,
+        kbps,
+        stalls,
+    })
 }

@@ -1,0 +1,154 @@
+//! Whether the machine itself paused while a benchmark ran.
+//!
+//! On a shared virtual machine the hypervisor now and then stops every
+//! virtual CPU for tens of milliseconds ("steal" time). Every thread of a
+//! call stops with it, so after the pause the far end's packets arrive
+//! late all at once: to a jitter buffer that is a network jitter spike the
+//! benchmark never injected. A [`StallWatch`] runs during a measurement and
+//! says how long the longest such pause was, so a result spoilt by one can
+//! be told apart from one our code is to blame for.
+//!
+//! It watches two ways: a thread that sleeps [`TICK`] at a time and notes
+//! how much later than asked it woke up (a plain sleeping thread on a
+//! mostly idle machine only oversleeps when nothing ran at all), and the
+//! kernel's steal counter in `/proc/stat` where the kernel has one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the watching thread sleeps between looks.
+const TICK: Duration = Duration::from_millis(5);
+/// `/proc/stat` counts in USER_HZ, 100 on every Linux build.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// What a [`StallWatch`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stalls {
+    /// The longest time the watching thread woke up later than it asked.
+    pub longest: Duration,
+    /// CPU time the hypervisor took from this machine meanwhile, summed
+    /// over its CPUs (`None` where the kernel does not count it).
+    pub steal: Option<Duration>,
+}
+
+impl Stalls {
+    /// Whether the machine paused for at least `threshold` at a time.
+    pub fn paused(&self, threshold: Duration) -> bool {
+        self.longest >= threshold
+    }
+}
+
+impl std::fmt::Display for Stalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "longest machine pause {:.0} ms", ms(self.longest))?;
+        if let Some(steal) = self.steal {
+            write!(f, ", {:.0} ms stolen by the hypervisor", ms(steal))?;
+        }
+        Ok(())
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Watches for machine pauses from [`StallWatch::start`] until
+/// [`StallWatch::stop`].
+#[derive(Debug)]
+pub struct StallWatch {
+    stop: Arc<AtomicBool>,
+    longest_us: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+    steal_before: Option<u64>,
+}
+
+impl StallWatch {
+    /// Starts watching.
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let longest_us = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let longest_us = Arc::clone(&longest_us);
+            std::thread::Builder::new()
+                .name("stall-watch".to_owned())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let asked = Instant::now();
+                        std::thread::sleep(TICK);
+                        let late = asked.elapsed().saturating_sub(TICK);
+                        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+                        longest_us.fetch_max(late_us, Ordering::Relaxed);
+                    }
+                })
+                // Without the thread there is just no pause measured.
+                .ok()
+        };
+        Self {
+            stop,
+            longest_us,
+            thread,
+            steal_before: steal_ticks(),
+        }
+    }
+
+    /// Stops watching and says what was seen.
+    pub fn stop(mut self) -> Stalls {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let steal = match (self.steal_before, steal_ticks()) {
+            (Some(before), Some(after)) => Some(Duration::from_millis(
+                after.saturating_sub(before) * 1000 / TICKS_PER_SECOND,
+            )),
+            _ => None,
+        };
+        Stalls {
+            longest: Duration::from_micros(self.longest_us.load(Ordering::Relaxed)),
+            steal,
+        }
+    }
+}
+
+/// The machine's total steal time so far, in USER_HZ ticks.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_steal(&stat)
+}
+
+/// The steal field (the 8th number) of `/proc/stat`'s `cpu` line.
+fn parse_steal(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    line.split_whitespace().nth(8)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_the_eighth_number_of_the_cpu_line() {
+        let stat = "cpu  3665133 25629 524248 2430302 25323 0 8199 44088 0 0\n\
+                    cpu0 1811534 12001 256857 1249405 7557 0 2616 21616 0 0\n";
+        assert_eq!(parse_steal(stat), Some(44_088));
+        assert_eq!(parse_steal("cpu  1 2 3\n"), None);
+        assert_eq!(parse_steal("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn a_pause_is_judged_and_shown_in_milliseconds() {
+        let shown = Stalls {
+            longest: Duration::from_millis(42),
+            steal: Some(Duration::from_millis(70)),
+        };
+        assert_eq!(
+            shown.to_string(),
+            "longest machine pause 42 ms, 70 ms stolen by the hypervisor"
+        );
+        assert!(shown.paused(Duration::from_millis(40)));
+        assert!(!shown.paused(Duration::from_millis(43)));
+    }
+}
