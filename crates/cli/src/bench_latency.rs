@@ -7,13 +7,18 @@
 //! Their audio I/O stands in for sound cards: a thread runs a 10 ms
 //! "capture callback" and a 10 ms "playback callback", logging when each
 //! ran, through the same processing chains real devices use (echo
-//! cancellation, noise suppression, gain control). The talker captures a short chirp every half second; the listener's
-//! playback is searched for each chirp by cross-correlation, and the time
-//! between the chirp's capture and its playback is the pipeline's added
-//! one-way latency: framing, Opus (with its look-ahead), RED, SRTP, the
-//! relay, the jitter buffer and the playout. The devices' own buffers come
-//! on top (see the device stats). CPU is the process's user + system time
-//! while the call runs, per client.
+//! cancellation, noise suppression, gain control). The talker captures a
+//! short chirp every half second; the listener's playback is searched for
+//! each chirp by cross-correlation, and the time from the callback that
+//! handed the chirp over to the one that played it is the pipeline's added
+//! one-way latency: framing, Opus (with its look-ahead), the echo and noise
+//! processing, RED, SRTP, the relay, the jitter buffer and the playout.
+//! The devices' own buffers come on top: the 10 ms a microphone records
+//! before its callback runs (also printed, as "recorded → played") and
+//! the speaker's output latency. CPU is the process's user + system time
+//! while the call runs, per client. The longest time the machine itself
+//! paused is printed too: on a shared virtual machine the hypervisor stops
+//! it now and then, and the jitter buffer takes each pause for jitter.
 //!
 //! Start at [`run`].
 
@@ -36,6 +41,7 @@ use crate::report::{self, Metric};
 use crate::server_process::{self, ServerProcess, format_tail};
 use crate::session;
 use crate::signals::interrupted;
+use crate::stall::{StallWatch, Stalls};
 use crate::stats::{Summary, ms};
 
 /// `bench-latency --help`.
@@ -73,6 +79,9 @@ const FIRST_CHIRP: usize = SAMPLE_RATE as usize;
 /// 20 ms, 300 Hz to 3 kHz, Hann window: a sharp correlation peak that
 /// survives a speech codec.
 const CHIRP_SAMPLES: usize = 960;
+/// How much audio each capture callback hands over: the simulated
+/// microphone records this long before its callback runs.
+const CAPTURE_PERIOD: Duration = Duration::from_millis(10);
 /// Latencies searched: up to half a second after capture.
 const SEARCH: Duration = Duration::from_millis(500);
 /// Goals: the pipeline's added one-way latency, and CPU per client
@@ -251,18 +260,17 @@ fn devices_thread(devices: &LoggingDevices, call: CallAudio) {
     }
 }
 
-fn sample_time(times: &[Instant], index: usize, delivered_at_end: bool) -> Option<Instant> {
-    let chunk = index / PULL_SAMPLES;
+/// When sample `index` of a log crossed its callback: the callback's time
+/// plus the sample's place in the callback's 10 ms chunk, the same way for
+/// capture and playback, so a device loop that played each captured chunk
+/// in the same callback would measure zero. Whatever a sound card buffers
+/// on either side of its callbacks is the device's, not the pipeline's: a
+/// captured chunk was recorded during the [`CAPTURE_PERIOD`] before its
+/// callback, a played one sounds after the output's own latency.
+fn sample_time(times: &[Instant], index: usize) -> Option<Instant> {
     let offset = (index % PULL_SAMPLES) as f64 / f64::from(SAMPLE_RATE);
-    let at = *times.get(chunk)?;
-    Some(if delivered_at_end {
-        // A capture callback hands over what was recorded during the last
-        // 10 ms: the chunk's first sample is the oldest.
-        let chunk_time = PULL_SAMPLES as f64 / f64::from(SAMPLE_RATE);
-        at - Duration::from_secs_f64(chunk_time - offset)
-    } else {
-        at + Duration::from_secs_f64(offset)
-    })
+    let at = *times.get(index / PULL_SAMPLES)?;
+    Some(at + Duration::from_secs_f64(offset))
 }
 
 /// For each chirp the talker captured, the time until the listener played
@@ -273,7 +281,7 @@ fn latencies(talker: &Log, listener: &Log) -> Vec<Duration> {
     let mut found = Vec::new();
     let mut start = FIRST_CHIRP;
     while start + CHIRP_SAMPLES <= captured_samples {
-        let Some(captured_at) = sample_time(&talker.times, start, true) else {
+        let Some(captured_at) = sample_time(&talker.times, start) else {
             break;
         };
         // Playback chunks whose times fall in the search window.
@@ -296,7 +304,7 @@ fn latencies(talker: &Log, listener: &Log) -> Vec<Duration> {
         }
         if let Some((value, index)) = best
             && value > 0.0
-            && let Some(played_at) = sample_time(&listener.times, index, false)
+            && let Some(played_at) = sample_time(&listener.times, index)
         {
             found.push(played_at.saturating_duration_since(captured_at));
         }
@@ -339,6 +347,7 @@ async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
         latency,
         cpu_percent,
         jitter,
+        stalls,
     } = result.map_err(|err| anyhow::anyhow!("{err:#}{}", format_tail(&tail)))?;
     let build = if cfg!(debug_assertions) {
         "debug"
@@ -359,6 +368,13 @@ async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
             "latency_max_ms",
             "capture → playback callback, max",
             ms(latency.max),
+            1,
+            "ms",
+        ),
+        Metric::new(
+            "recorded_to_played_p50_ms",
+            "sound recorded → played (+ 10 ms capture period), p50",
+            ms(latency.p50 + CAPTURE_PERIOD),
             1,
             "ms",
         ),
@@ -404,6 +420,7 @@ async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
         ]);
     }
     print!("{}", report::render(&metrics));
+    println!("\n{stalls} during the call");
     Ok(())
 }
 
@@ -421,6 +438,7 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<Measure
         SETUP_TIMEOUT,
     )
     .await?;
+    let watch = StallWatch::start();
     let cpu_before = cpu_time()?;
     let wall = Instant::now();
     let stop = CancellationToken::new();
@@ -446,6 +464,7 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<Measure
     tokio::time::sleep(Duration::from_secs(options.seconds)).await;
     let cpu = cpu_time()? - cpu_before;
     let elapsed = wall.elapsed();
+    let stalls = watch.stop();
     stop.cancel();
     let ((a_events, _), (b_events, heard)) = (a_drain.await?, b_drain.await?);
     session::hang_up_pair([(a, a_events), (b, b_events)]).await;
@@ -456,6 +475,7 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<Measure
         latency: summary,
         cpu_percent,
         jitter: heard.map(|quality| quality.received.jitter),
+        stalls,
     })
 }
 
@@ -465,6 +485,9 @@ struct Measured {
     cpu_percent: f64,
     /// The listener's jitter buffer at its last report.
     jitter: Option<JitterStats>,
+    /// How long the machine paused during the call: a pause reaches the
+    /// jitter buffer as a spike and raises its target for a while.
+    stalls: Stalls,
 }
 
 #[cfg(test)]
@@ -502,14 +525,20 @@ mod tests {
 
     #[test]
     fn latency_is_found_by_correlation() {
-        // Played 1,440 samples (30 ms) later in the stream; the capture
-        // callback delivers 10 ms after recording: 40 ms in all.
+        // Played 1,440 samples (30 ms) later in the stream, by callbacks
+        // that run at the same times as the capture ones.
         let (talker, listener) = logs(1440);
         let found = latencies(&talker, &listener);
         assert!(found.len() >= 4, "{found:?}");
         for latency in found {
             let ms = latency.as_secs_f64() * 1000.0;
-            assert!((ms - 40.0).abs() < 0.1, "{ms} ms");
+            assert!((ms - 30.0).abs() < 0.1, "{ms} ms");
+        }
+        // A loop that plays what it captures in the same callback adds
+        // nothing.
+        let (talker, listener) = logs(0);
+        for latency in latencies(&talker, &listener) {
+            assert!(latency < Duration::from_micros(100), "{latency:?}");
         }
     }
 }
