@@ -41,7 +41,7 @@ use crate::report::{self, Metric};
 use crate::server_process::{self, ServerProcess, format_tail};
 use crate::session;
 use crate::signals::interrupted;
-use crate::stall::{StallWatch, Stalls};
+use crate::stall::{self, StallWatch, Stalls};
 use crate::stats::{Summary, ms};
 
 /// `bench-latency --help`.
@@ -88,8 +88,6 @@ const SEARCH: Duration = Duration::from_millis(500);
 /// (both directions).
 const LATENCY_TARGET_MS: f64 = 50.0;
 const CPU_TARGET_PERCENT: f64 = 3.0;
-/// `/proc/self/stat` counts in USER_HZ, 100 on every Linux build.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 /// One `bench-latency` run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,23 +314,7 @@ fn latencies(talker: &Log, listener: &Log) -> Vec<Duration> {
 /// The process's user + system CPU time so far.
 fn cpu_time() -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    // Fields after the command name (which may hold spaces) end with ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("odd /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13
-    // after the state (field 3).
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .context("no CPU times in /proc/self/stat")
-    };
-    Ok(Duration::from_secs_f64(
-        (ticks(11)? + ticks(12)?) / TICKS_PER_SECOND,
-    ))
+    stall::cpu_time(&stat).context("no CPU times in /proc/self/stat")
 }
 
 async fn bench(server_bin: &Path, options: &Options) -> anyhow::Result<()> {
@@ -465,6 +447,8 @@ async fn measure(backend: &Backend, options: &Options) -> anyhow::Result<Measure
     let cpu = cpu_time()? - cpu_before;
     let elapsed = wall.elapsed();
     let stalls = watch.stop();
+    // The watch is the benchmark's, not the call's.
+    let cpu = cpu.saturating_sub(stalls.own_cpu);
     stop.cancel();
     let ((a_events, _), (b_events, heard)) = (a_drain.await?, b_drain.await?);
     session::hang_up_pair([(a, a_events), (b, b_events)]).await;

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long the watching thread sleeps between looks.
-const TICK: Duration = Duration::from_millis(5);
+/// How long the watching thread sleeps between looks: often enough to
+/// catch a 15 ms pause, seldom enough to cost next to nothing.
+const TICK: Duration = Duration::from_millis(10);
 /// `/proc/stat` counts in USER_HZ, 100 on every Linux build.
 const TICKS_PER_SECOND: u64 = 100;
 
@@ -31,6 +32,9 @@ pub struct Stalls {
     /// CPU time the hypervisor took from this machine meanwhile, summed
     /// over its CPUs (`None` where the kernel does not count it).
     pub steal: Option<Duration>,
+    /// CPU time the watching thread used itself, for measurements of the
+    /// process's CPU to leave out.
+    pub own_cpu: Duration,
 }
 
 impl Stalls {
@@ -60,7 +64,7 @@ fn ms(duration: Duration) -> f64 {
 pub struct StallWatch {
     stop: Arc<AtomicBool>,
     longest_us: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Duration>>,
     steal_before: Option<u64>,
 }
 
@@ -82,6 +86,10 @@ impl StallWatch {
                         let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
                         longest_us.fetch_max(late_us, Ordering::Relaxed);
                     }
+                    std::fs::read_to_string("/proc/thread-self/stat")
+                        .ok()
+                        .and_then(|stat| cpu_time(&stat))
+                        .unwrap_or_default()
                 })
                 // Without the thread there is just no pause measured.
                 .ok()
@@ -97,9 +105,11 @@ impl StallWatch {
     /// Stops watching and says what was seen.
     pub fn stop(mut self) -> Stalls {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let own_cpu = self
+            .thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
         let steal = match (self.steal_before, steal_ticks()) {
             (Some(before), Some(after)) => Some(Duration::from_millis(
                 after.saturating_sub(before) * 1000 / TICKS_PER_SECOND,
@@ -109,8 +119,20 @@ impl StallWatch {
         Stalls {
             longest: Duration::from_micros(self.longest_us.load(Ordering::Relaxed)),
             steal,
+            own_cpu,
         }
     }
+}
+
+/// User + system time from a `/proc/.../stat` line: fields 14 and 15,
+/// counted after the command name (which may hold spaces) ends with `)`.
+pub fn cpu_time(stat: &str) -> Option<Duration> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (the state) is the first after ')': utime is 11 further on.
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let total = ticks(11)?.checked_add(ticks(12)?)?;
+    Some(Duration::from_millis(total * 1000 / TICKS_PER_SECOND))
 }
 
 /// The machine's total steal time so far, in USER_HZ ticks.
@@ -139,10 +161,19 @@ mod tests {
     }
 
     #[test]
+    fn cpu_time_adds_user_and_system_after_the_command_name() {
+        let stat = "4242 (tokio runtime) S 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0";
+        assert_eq!(cpu_time(stat), Some(Duration::from_millis(2_810)));
+        assert_eq!(cpu_time("4242 (x) S 1 2"), None);
+        assert_eq!(cpu_time("no parenthesis"), None);
+    }
+
+    #[test]
     fn a_pause_is_judged_and_shown_in_milliseconds() {
         let shown = Stalls {
             longest: Duration::from_millis(42),
             steal: Some(Duration::from_millis(70)),
+            own_cpu: Duration::ZERO,
         };
         assert_eq!(
             shown.to_string(),
