@@ -169,6 +169,21 @@ mod tests {
     }
 
     #[test]
+    fn a_watch_reads_this_machines_counters() {
+        let watch = StallWatch::start();
+        std::thread::sleep(Duration::from_millis(30));
+        let stalls = watch.stop();
+        // Every Linux kernel since 2.6.11 counts steal in /proc/stat.
+        assert!(stalls.steal.is_some(), "{stalls:?}");
+        assert!(
+            std::fs::read_to_string("/proc/thread-self/stat")
+                .ok()
+                .and_then(|stat| cpu_time(&stat))
+                .is_some()
+        );
+    }
+
+    #[test]
     fn a_pause_is_judged_and_shown_in_milliseconds() {
         let shown = Stalls {
             longest: Duration::from_millis(42),
