@@ -14,9 +14,11 @@
 //! kernel's steal counter in `/proc/stat` where the kernel has one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::stats::ms;
 
 /// How long the watching thread sleeps between looks: often enough to
 /// catch a 15 ms pause, seldom enough to cost next to nothing.
@@ -54,17 +56,13 @@ impl std::fmt::Display for Stalls {
     }
 }
 
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
 /// Watches for machine pauses from [`StallWatch::start`] until
 /// [`StallWatch::stop`].
 #[derive(Debug)]
 pub struct StallWatch {
     stop: Arc<AtomicBool>,
-    longest_us: Arc<AtomicU64>,
-    thread: Option<JoinHandle<Duration>>,
+    /// Returns the longest oversleep and its own CPU time.
+    thread: Option<JoinHandle<(Duration, Duration)>>,
     steal_before: Option<u64>,
 }
 
@@ -72,31 +70,28 @@ impl StallWatch {
     /// Starts watching.
     pub fn start() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let longest_us = Arc::new(AtomicU64::new(0));
         let thread = {
             let stop = Arc::clone(&stop);
-            let longest_us = Arc::clone(&longest_us);
             std::thread::Builder::new()
                 .name("stall-watch".to_owned())
                 .spawn(move || {
+                    let mut longest = Duration::ZERO;
                     while !stop.load(Ordering::Relaxed) {
                         let asked = Instant::now();
                         std::thread::sleep(TICK);
-                        let late = asked.elapsed().saturating_sub(TICK);
-                        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-                        longest_us.fetch_max(late_us, Ordering::Relaxed);
+                        longest = longest.max(asked.elapsed().saturating_sub(TICK));
                     }
-                    std::fs::read_to_string("/proc/thread-self/stat")
+                    let own_cpu = std::fs::read_to_string("/proc/thread-self/stat")
                         .ok()
                         .and_then(|stat| cpu_time(&stat))
-                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    (longest, own_cpu)
                 })
                 // Without the thread there is just no pause measured.
                 .ok()
         };
         Self {
             stop,
-            longest_us,
             thread,
             steal_before: steal_ticks(),
         }
@@ -105,7 +100,7 @@ impl StallWatch {
     /// Stops watching and says what was seen.
     pub fn stop(mut self) -> Stalls {
         self.stop.store(true, Ordering::Relaxed);
-        let own_cpu = self
+        let (longest, own_cpu) = self
             .thread
             .take()
             .and_then(|thread| thread.join().ok())
@@ -117,7 +112,7 @@ impl StallWatch {
             _ => None,
         };
         Stalls {
-            longest: Duration::from_micros(self.longest_us.load(Ordering::Relaxed)),
+            longest,
             steal,
             own_cpu,
         }
