@@ -39,7 +39,7 @@ fn codec_error(what: &'static str, err: &opus::Error) -> Error {
 }
 
 /// An Opus encoder for 48 kHz mono 20 ms frames: VOIP application,
-/// constant bitrate, no DTX, in-band FEC on (docs/decisions/0003-opus-settings.md).
+/// constant bitrate, no DTX, in-band FEC on (docs/decisions/0003-opus-red-and-playout.md).
 pub struct OpusEncoder {
     inner: Encoder,
     packet: Vec<u8>,

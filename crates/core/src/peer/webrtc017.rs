@@ -78,7 +78,7 @@ pub const RED_PAYLOAD_TYPE: u8 = 63;
 /// Opus in SDP: always `opus/48000/2` (RFC 7587 §7), whatever is sent; our
 /// encoder sends mono. What the fmtp says is what the engine does: in-band
 /// FEC (and asks the same of the other side), constant bitrate (packet
-/// sizes do not follow speech; docs/decisions/0003-opus-settings.md), no
+/// sizes do not follow speech; docs/decisions/0003-opus-red-and-playout.md), no
 /// DTX (`usedtx` absent means off), 20 ms packets.
 fn opus_capability() -> RTCRtpCodecCapability {
     RTCRtpCodecCapability {
