@@ -2,7 +2,8 @@
 //! PulseAudio daemon per test (see `pulse/mod.rs`): capture rate and
 //! content, resampling, playback pacing and content, device listing,
 //! switching mid-run, falling back when a device disappears, recovering
-//! when every device was gone, and the error when there is no microphone.
+//! when every device was gone, the error when there is no microphone, and
+//! the device threads waking with their callbacks rather than on a timer.
 
 mod pulse;
 
@@ -624,6 +625,94 @@ fn reports_no_microphone_without_audio_hardware() {
                 "{err:?}"
             );
             assert_eq!(err.to_string(), "no speaker found");
+        },
+    );
+}
+
+/// This process's CPU time (user + system) and the voluntary context
+/// switches of all its threads so far.
+fn process_cpu_and_switches() -> (Duration, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line, in clock ticks (100 a second).
+    let after = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let mut switches = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        switches += status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (Duration::from_millis(ticks * 10), switches)
+}
+
+#[test]
+fn a_running_microphone_and_speaker_wake_with_their_callbacks() {
+    isolated(
+        "a_running_microphone_and_speaker_wake_with_their_callbacks",
+        World::Pulse,
+        |_| {
+            let (mic, mut mic_events, _frames, _) = microphone(DeviceConfig::default());
+            let (speaker, mut speaker_events) =
+                Speaker::start(DeviceConfig::default(), |frame: &mut [i16]| frame.fill(0))
+                    .expect("the speaker opens");
+            wait_for(
+                &mut mic_events,
+                Duration::from_secs(1),
+                opened(Direction::Input),
+            );
+            wait_for(
+                &mut speaker_events,
+                Duration::from_secs(1),
+                opened(Direction::Output),
+            );
+            std::thread::sleep(Duration::from_millis(500));
+            let (mic_before, speaker_before) = (mic.stats(), speaker.stats());
+            let (cpu_before, switches_before) = process_cpu_and_switches();
+            let started = Instant::now();
+            std::thread::sleep(Duration::from_secs(5));
+            let (cpu, switches) = process_cpu_and_switches();
+            let elapsed = started.elapsed();
+            let (mic_after, speaker_after) = (mic.stats(), speaker.stats());
+            mic.stop();
+            speaker.stop();
+            let seconds = elapsed.as_secs_f64();
+            let cpu_percent = (cpu - cpu_before).as_secs_f64() / seconds * 100.0;
+            let switches_per_second = (switches - switches_before) as f64 / seconds;
+            let mic_callbacks = mic_after.callbacks - mic_before.callbacks;
+            let mic_wakeups = mic_after.wakeups - mic_before.wakeups;
+            let speaker_callbacks = speaker_after.callbacks - speaker_before.callbacks;
+            let speaker_wakeups = speaker_after.wakeups - speaker_before.wakeups;
+            println!(
+                "microphone and speaker, nothing else, for {elapsed:?}: {cpu_percent:.2} % of a \
+                 core, {switches_per_second:.0} voluntary context switches/s; microphone \
+                 {mic_callbacks} callbacks, {mic_wakeups} wake-ups; speaker \
+                 {speaker_callbacks} callbacks, {speaker_wakeups} wake-ups"
+            );
+            // Both devices kept running (the PulseAudio plugin calls back
+            // every 6.7 ms for the microphone, 13.3 ms for the speaker)...
+            assert!(mic_callbacks >= 200, "{mic_after:?}");
+            assert!(speaker_callbacks >= 200, "{speaker_after:?}");
+            // ...and their threads woke with the callbacks, not on a timer
+            // of their own (a 2 ms timer: 2,500 wake-ups in 5 s). A wake-up
+            // that lands while the thread is busy makes one extra turn.
+            for (callbacks, wakeups) in [
+                (mic_callbacks, mic_wakeups),
+                (speaker_callbacks, speaker_wakeups),
+            ] {
+                assert!(
+                    wakeups <= callbacks * 3 / 2 + 50,
+                    "{wakeups} wake-ups for {callbacks} callbacks"
+                );
+            }
         },
     );
 }

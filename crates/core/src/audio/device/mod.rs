@@ -299,6 +299,9 @@ pub struct DeviceStats {
     pub drift_ppm: Option<f64>,
     /// Times a stream was replaced after a failure.
     pub recoveries: u64,
+    /// Times the device's thread woke to move audio: about once per
+    /// callback while a stream runs, every 10 ms while none does.
+    pub wakeups: u64,
     /// Events dropped because the event channel was full.
     pub events_dropped: u64,
 }

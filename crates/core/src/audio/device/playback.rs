@@ -17,8 +17,9 @@ use super::{
 };
 use crate::error::Error;
 
-/// Kept in our ring beyond one device callback: enough to ride out the
-/// supervisor's 2 ms polling and a little scheduling jitter.
+/// Kept in our ring beyond one device callback: the supervisor tops the
+/// ring up right after each callback, so this covers a late wake-up of
+/// that thread and callbacks of uneven size.
 const TARGET_MARGIN: Duration = Duration::from_millis(5);
 /// The ring is never targeted lower than this.
 const MIN_TARGET: Duration = Duration::from_millis(10);

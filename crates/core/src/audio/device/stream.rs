@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
@@ -18,7 +18,7 @@ use super::{DeviceConfig, DeviceId, Direction, StreamInfo};
 use crate::error::Error;
 
 /// Our ring holds this much device audio. The supervisor empties (or tops
-/// up) the ring every couple of milliseconds, so this only matters when
+/// up) the ring right after every callback, so this only matters when
 /// that thread is starved: a quarter second is far past any normal stall,
 /// and not so long that stale audio piles up behind it.
 const RING_DURATION: Duration = Duration::from_millis(250);
@@ -40,6 +40,9 @@ const OWNER_WAKE: Duration = Duration::from_millis(200);
 /// Per-stream state the callbacks write and the supervisor reads.
 #[derive(Debug)]
 pub(super) struct StreamHealth {
+    /// The supervisor thread, woken after every callback so it moves the
+    /// audio at once instead of polling for it.
+    supervisor: Thread,
     epoch: Instant,
     callbacks: AtomicU64,
     /// Nanoseconds after `epoch` of the latest callback.
@@ -56,8 +59,10 @@ pub(super) struct StreamHealth {
 }
 
 impl StreamHealth {
-    fn new() -> Self {
+    /// Health for a stream whose callbacks wake `supervisor`.
+    fn new(supervisor: Thread) -> Self {
         Self {
+            supervisor,
             epoch: Instant::now(),
             callbacks: AtomicU64::new(0),
             last_callback_nanos: AtomicU64::new(0),
@@ -85,6 +90,14 @@ impl StreamHealth {
             self.rate_millihertz
                 .store((hz * 1000.0).round() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Called from the real-time callback once the ring is written or
+    /// read: wakes the supervisor to move the audio. Never blocks or
+    /// allocates (an atomic swap, and a futex wake if the supervisor was
+    /// parked).
+    fn wake_supervisor(&self) {
+        self.supervisor.unpark();
     }
 
     /// Callbacks so far.
@@ -214,6 +227,7 @@ where
                 .lost_samples
                 .fetch_add((frames - room) as u64, Ordering::Relaxed);
         }
+        health.wake_supervisor();
     }
 }
 
@@ -254,6 +268,7 @@ where
                 .lost_samples
                 .fetch_add((frames - filled) as u64, Ordering::Relaxed);
         }
+        health.wake_supervisor();
     }
 }
 
@@ -499,7 +514,8 @@ impl StreamThread {
         open: OpenFn<E>,
     ) -> Result<(Self, mpsc::Receiver<OpenResult<E>>), Error> {
         let (tx, rx) = mpsc::sync_channel(1);
-        let health = Arc::new(StreamHealth::new());
+        // Spawned by the supervisor, which the callbacks then wake.
+        let health = Arc::new(StreamHealth::new(thread::current()));
         let stop = Arc::new(AtomicBool::new(false));
         let name = match request.direction {
             Direction::Input => "vm-mic-stream",
@@ -593,7 +609,7 @@ mod tests {
 
     #[test]
     fn the_error_callback_sorts_xruns_passing_and_fatal_errors() {
-        let health = Arc::new(StreamHealth::new());
+        let health = Arc::new(StreamHealth::new(thread::current()));
         let counters = Arc::new(Counters::default());
         let mut on_error = on_stream_error(health.clone(), counters.clone());
         on_error(cpal::Error::new(ErrorKind::Xrun));
@@ -608,7 +624,7 @@ mod tests {
 
     #[test]
     fn capture_downmixes_and_counts_overflows() {
-        let health = Arc::new(StreamHealth::new());
+        let health = Arc::new(StreamHealth::new(thread::current()));
         let counters = Arc::new(Counters::default());
         let (producer, mut consumer) = RingBuffer::new(3);
         let mut callback = capture_callback::<i16>(2, producer, health.clone(), counters.clone());
@@ -626,7 +642,7 @@ mod tests {
 
     #[test]
     fn playback_upmixes_and_fills_underruns_with_silence() {
-        let health = Arc::new(StreamHealth::new());
+        let health = Arc::new(StreamHealth::new(thread::current()));
         let counters = Arc::new(Counters::default());
         let (mut producer, consumer) = RingBuffer::new(8);
         producer.push(0.5).expect("room");

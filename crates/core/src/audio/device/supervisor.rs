@@ -37,10 +37,16 @@ pub type DeviceEvents = tokio::sync::mpsc::Receiver<DeviceEvent>;
 /// loses events (counted in [`DeviceStats::events_dropped`]); the
 /// supervisor never waits for it.
 const EVENT_CAPACITY: usize = 64;
-/// How often the supervisor moves audio when nothing wakes it: 2 ms adds
-/// at most that much latency on either side, for ~500 cheap wake-ups a
-/// second.
-const PUMP_INTERVAL: Duration = Duration::from_millis(2);
+/// How often the supervisor looks while no stream runs: the pump keeps
+/// the call's 10 ms clock then. A running stream's callbacks wake it after
+/// moving audio, so it works at the device's pace (75–150 times a second)
+/// and polls only every [`RUNNING_CHECK_INTERVAL`]. Polling every 2 ms
+/// instead cost ~500 extra wake-ups a second per device.
+const IDLE_PUMP_INTERVAL: Duration = Duration::from_millis(10);
+/// How often the supervisor looks on its own while a stream runs: to
+/// notice a stream whose callbacks stopped (its timeouts are 250 ms and
+/// more) and commands that did not wake it.
+const RUNNING_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// A stream that reports errors and delivers nothing for this long is
 /// taken as dead without waiting for [`STALL_TIMEOUT`]: a broken ALSA
 /// stream makes cpal's thread spin on errors, and a healthy one that hit a
@@ -100,6 +106,7 @@ pub(super) struct Shared {
     ring_fill_micros: AtomicU64,
     recoveries: AtomicU64,
     events_dropped: AtomicU64,
+    wakeups: AtomicU64,
 }
 
 impl Shared {
@@ -252,6 +259,7 @@ impl Handle {
             drift_ppm,
             recoveries: shared.recoveries.load(Ordering::Relaxed),
             events_dropped: shared.events_dropped.load(Ordering::Relaxed),
+            wakeups: shared.wakeups.load(Ordering::Relaxed),
         }
     }
 
@@ -349,7 +357,11 @@ impl<P: Pump> Supervisor<P> {
             self.pump.run(now, health, &self.shared, &self.events);
             self.publish();
             self.retiring.retain(|thread| !thread.is_finished());
-            thread::park_timeout(PUMP_INTERVAL);
+            thread::park_timeout(if self.active.is_some() {
+                RUNNING_CHECK_INTERVAL
+            } else {
+                IDLE_PUMP_INTERVAL
+            });
         }
     }
 
@@ -577,6 +589,7 @@ impl<P: Pump> Supervisor<P> {
         shared.rate_millihertz.store(rate, Ordering::Relaxed);
         let fill = u64::try_from(self.pump.ring_fill().as_micros()).unwrap_or(u64::MAX);
         shared.ring_fill_micros.store(fill, Ordering::Relaxed);
+        shared.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes every stream, waiting for the ones that were running.
