@@ -12,11 +12,12 @@
 
 #[path = "../tests/speech/mod.rs"]
 mod speech;
+mod timing;
 
 use std::time::{Duration, Instant};
 
 use speech::{HIGH_VOICE, mix, noise, pcm, speech};
-use voicemeet_core::audio::{FRAME_SAMPLES, OpusDecoder, OpusEncoder};
+use voicemeet_core::audio::{FRAME_DURATION, FRAME_SAMPLES, OpusDecoder, OpusEncoder};
 
 /// Each row runs the clip this many times (a fresh codec each time) and
 /// pools the frame times.
@@ -110,20 +111,13 @@ enum Recovery {
     Conceal,
 }
 
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 fn main() {
     let clip = clip();
     println!(
         "Opus as the call runs it, 48 kHz mono, per 20 ms frame, {PASSES} x {SECONDS} s of \
          speech with pauses over noise per row"
     );
-    println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>11}",
-        "codec", "mean µs", "p50 µs", "p99 µs", "max µs", "% of a core"
-    );
+    println!("{:<34} {}", "codec", timing::HEADER);
     // Cargo passes `--bench` to a bench without the test harness.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let wanted = |name: &str| {
@@ -132,18 +126,7 @@ fn main() {
             .is_none_or(|word| name.contains(word.as_str()))
     };
     let print = |name: &str, times: &[Duration]| {
-        let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
-        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
-        println!(
-            "{:<34} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}%",
-            name,
-            micros(mean),
-            micros(at(0.5)),
-            micros(at(0.99)),
-            micros(at(1.0)),
-            // A frame is 20 ms of audio: µs per frame / 200 is percent.
-            micros(mean) / 200.0,
-        );
+        println!("{name:<34} {}", timing::columns(times, FRAME_DURATION));
     };
     for (bitrate, loss) in [(32_000, 0), (32_000, 10), (16_000, 10), (40_000, 20)] {
         let name = format!("encode {} kbps, FEC for {loss} %", bitrate / 1000);

@@ -17,6 +17,7 @@
 
 #[path = "../tests/speech/mod.rs"]
 mod speech;
+mod timing;
 
 use std::time::{Duration, Instant};
 
@@ -97,10 +98,6 @@ fn measure(call: &Call, settings: ProcessingSettings) -> Vec<Duration> {
     times
 }
 
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 fn main() {
     let on = |echo_cancellation, noise_suppression, auto_gain| ProcessingSettings {
         echo_cancellation,
@@ -118,10 +115,7 @@ fn main() {
         "voice processing, 48 kHz mono, per 10 ms frame (render + capture), \
          {PASSES} x {SECONDS} s per row"
     );
-    println!(
-        "{:<12} {:<18} {:>9} {:>9} {:>9} {:>9} {:>11}",
-        "call", "processing", "mean µs", "p50 µs", "p99 µs", "max µs", "% of a core"
-    );
+    println!("{:<12} {:<18} {}", "call", "processing", timing::HEADER);
     // Cargo passes `--bench` to a bench without the test harness.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     for call in calls() {
@@ -134,18 +128,10 @@ fn main() {
                 continue;
             }
             let times = measure(&call, settings);
-            let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
-            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
             println!(
-                "{:<12} {:<18} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.2}%",
+                "{:<12} {name:<18} {}",
                 call.name,
-                name,
-                micros(mean),
-                micros(at(0.5)),
-                micros(at(0.99)),
-                micros(at(1.0)),
-                // A frame is 10 ms of audio: µs per frame / 100 is percent.
-                micros(mean) / 100.0,
+                timing::columns(&times, Duration::from_millis(10))
             );
         }
     }
