@@ -43,9 +43,10 @@ const EVENT_CAPACITY: usize = 64;
 /// and polls only every [`RUNNING_CHECK_INTERVAL`]. Polling every 2 ms
 /// instead cost ~500 extra wake-ups a second per device.
 const IDLE_PUMP_INTERVAL: Duration = Duration::from_millis(10);
-/// How often the supervisor looks on its own while a stream runs: to
-/// notice a stream whose callbacks stopped (its timeouts are 250 ms and
-/// more) and commands that did not wake it.
+/// How often the supervisor looks on its own while a stream runs, for
+/// what no callback announces: a stream whose callbacks stopped (its
+/// timeouts are 250 ms and more) or a switch whose new device failed to
+/// open. Commands wake it themselves.
 const RUNNING_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// A stream that reports errors and delivers nothing for this long is
 /// taken as dead without waiting for [`STALL_TIMEOUT`]: a broken ALSA
@@ -336,6 +337,7 @@ impl<P: Pump> Supervisor<P> {
             return;
         }
         loop {
+            self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             loop {
                 match commands.try_recv() {
@@ -589,7 +591,6 @@ impl<P: Pump> Supervisor<P> {
         shared.rate_millihertz.store(rate, Ordering::Relaxed);
         let fill = u64::try_from(self.pump.ring_fill().as_micros()).unwrap_or(u64::MAX);
         shared.ring_fill_micros.store(fill, Ordering::Relaxed);
-        shared.wakeups.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes every stream, waiting for the ones that were running.
